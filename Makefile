@@ -1,0 +1,83 @@
+# goro — the one build definition.
+#
+#   make            build the core (build/libgoro.a) and the Lua module
+#   make demo       install what is missing, build, run examples/demo.lua
+#   make test       install what is missing, build, run every test
+#   make tsan/asan  the same tests under ThreadSanitizer / ASan+UBSan
+#   make bench      the benchmarks (bench/), never part of the tests
+#
+# BUILD selects the output folder; SAN adds sanitizer flags (set by tsan/asan).
+
+LUA_VERSION := 5.4
+LUA ?= $(shell command -v lua$(LUA_VERSION) 2>/dev/null || command -v lua 2>/dev/null)
+LUA_INC ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
+LUA_LIB ?= $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION))
+FFI_LIB ?= -lffi
+
+CC ?= cc
+BUILD ?= build
+SAN ?=
+OPT ?= -O2
+WERROR ?= -Werror
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread \
+             -Wall -Wextra $(WERROR) -Wno-unused-parameter $(SAN) $(CFLAGS)
+LDFLAGS_ALL = -pthread $(SAN) $(LDFLAGS)
+
+CORE_SRC := $(wildcard core/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libgoro.a
+
+SPEC_CORE_SRC := $(wildcard spec/core/test_*.c)
+SPEC_CORE_BIN := $(SPEC_CORE_SRC:%.c=$(BUILD)/%)
+
+BENCH_CORE_SRC := $(wildcard bench/core_*.c)
+BENCH_CORE_BIN := $(BENCH_CORE_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all core deps test test-core tsan asan clean bench demo
+
+all: core
+
+core: $(CORE_LIB)
+
+$(BUILD)/%.o: %.c $(wildcard core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -iquote core -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/spec/core/%: spec/core/%.c spec/core/tap.h $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -iquote core -Ispec/core $< $(CORE_LIB) $(LDFLAGS_ALL) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -iquote core $< $(CORE_LIB) $(LDFLAGS_ALL) -o $@
+
+# --- dependencies -----------------------------------------------------------
+# As root on Debian, install what is missing (apt-get update once first);
+# elsewhere, say what is needed.
+DEB_PKGS := gcc make pkg-config lua5.4 liblua5.4-dev luarocks lua-unit libffi-dev
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+# --- tests ------------------------------------------------------------------
+test-core: $(SPEC_CORE_BIN)
+	@sh spec/run.sh $(SPEC_CORE_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory test-core
+
+tsan:
+	@$(MAKE) --no-print-directory test BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread"
+
+asan:
+	@$(MAKE) --no-print-directory test BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+
+bench-core: $(BENCH_CORE_BIN)
+	@for b in $(BENCH_CORE_BIN); do $$b; done
+
+clean:
+	rm -rf build build-tsan build-asan rocks
