@@ -35,7 +35,7 @@ BENCH_CORE_BIN := $(BENCH_CORE_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all core deps test test-core tsan asan clean bench demo
 
-all: core
+all: core module
 
 core: $(CORE_LIB)
 
@@ -81,3 +81,17 @@ bench-core: $(BENCH_CORE_BIN)
 
 clean:
 	rm -rf build build-tsan build-asan rocks
+
+# --- the Lua module -----------------------------------------------------------
+LUA_SRC := $(wildcard lua/*.c)
+LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/%.o)
+LUA_MOD := $(BUILD)/goro.so
+
+$(BUILD)/lua/%.o: lua/%.c lua/goro_lua.h core/goro.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
+
+$(LUA_MOD): $(LUA_OBJ) $(CORE_LIB)
+	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) -o $@
+
+module: $(LUA_MOD)

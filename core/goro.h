@@ -193,6 +193,10 @@ typedef struct goro_timer goro_timer;
 ** pending timer keeps the program from being declared deadlocked. */
 goro_timer *goro_timer_new(int64_t when, int64_t period,
                            void (*fn)(void *arg, int64_t now), void *arg);
+/* period for a one-shot timer that the core frees after it fired (nobody
+** may stop or free it). If the runtime stops first, fn runs with now == 0
+** so it can release arg. */
+#define GORO_TIMER_ONESHOT_FREE ((int64_t)-1)
 /* Stops a timer; true if it was still pending. After it returns, fn is not
 ** running and will not run again. */
 bool goro_timer_stop(goro_timer *t);

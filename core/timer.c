@@ -21,6 +21,7 @@
 struct goro_timer {
   int64_t when;    /* T.lock */
   int64_t period;  /* T.lock; > 0: re-armed after each firing */
+  bool autofree;   /* one-shot, freed here after it fired */
   void (*fn)(void *arg, int64_t now);
   void *arg;
   int idx;         /* T.lock: heap position, -1 when not in the heap */
@@ -130,6 +131,7 @@ static int run_expired(int64_t now) {
       t->idx = -1;
       publish_next();
       t->fn(t->arg, now);
+      if (t->autofree) free(t);
       active_add(-1);
     }
     fired++;
@@ -169,8 +171,16 @@ void timers_fini(void) {
   wake_thread();
   if (T.started) pthread_join(T.thread, NULL);
   T.started = false;
-  /* timers still pending belong to their owners; forget the heap */
-  for (int i = 0; i < T.n; i++) T.heap[i]->idx = -1;
+  /* timers still pending belong to their owners; forget the heap, but
+  ** let self-freeing ones release their argument */
+  for (int i = 0; i < T.n; i++) {
+    goro_timer *t = T.heap[i];
+    t->idx = -1;
+    if (t->autofree) {
+      t->fn(t->arg, 0);
+      free(t);
+    }
+  }
   free(T.heap);
   T.heap = NULL;
   T.n = T.cap = 0;
@@ -196,7 +206,8 @@ goro_timer *goro_timer_new(int64_t when, int64_t period,
   t->fn = fn;
   t->arg = arg;
   t->idx = -1;
-  goro_timer_reset(t, when, period);
+  t->autofree = period == GORO_TIMER_ONESHOT_FREE;
+  goro_timer_reset(t, when, t->autofree ? 0 : period);
   return t;
 }
 
@@ -205,7 +216,14 @@ void goro_timer_reset(goro_timer *t, int64_t when, int64_t period) {
   if (t->idx >= 0) heap_del(t);
   t->when = when;
   t->period = period > 0 ? period : 0;
-  bool wake = !T.stop && heap_add(t);
+  bool wake = false;
+  if (!T.stop) wake = heap_add(t);
+  else if (t->autofree) { /* too late: release the argument now */
+    lock_release(&T.lock);
+    t->fn(t->arg, 0);
+    free(t);
+    return;
+  }
   lock_release(&T.lock);
   if (wake) wake_thread();
 }

@@ -14,9 +14,14 @@
 #ifndef GORO_SPEC_GOP_H
 #define GORO_SPEC_GOP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "goro.h"
 
@@ -29,6 +34,38 @@ static inline int64_t after_ms(int64_t ms) { return goro_now() + MS(ms); }
 static inline int spawn(goro_step_fn fn, void *ud) {
   goro_g *g = NULL;
   return goro_spawn(fn, ud, &g);
+}
+
+/* Waits until every G has finished (GORO_OK) or the remaining ones are
+** blocked forever (GORO_EDEADLOCK): the tests use it to let Gs park. */
+static inline int settle(void) { return goro_wait_all(GORO_FOREVER); }
+
+/* A watchdog turns a hang into a failure: after `secs` seconds (env
+** SPEC_TIMEOUT overrides) it interrupts the outside waits, so the test's
+** remaining asserts fail fast with GORO_EINTR; 30 s later it exits. */
+static inline void *watchdog_main_(void *arg) {
+  int secs = (int)(intptr_t)arg;
+  struct timespec ts = {secs, 0};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+  printf("# watchdog: still running after %d s: interrupting the outside waits\n", secs);
+  fflush(stdout);
+  goro_interrupt();
+  ts.tv_sec = 30;
+  ts.tv_nsec = 0;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+  printf("not ok 999 - watchdog: the test hung\n");
+  fflush(stdout);
+  _exit(3);
+  return NULL;
+}
+
+static inline void watchdog(int secs) {
+  const char *env = getenv("SPEC_TIMEOUT");
+  if (env && atoi(env) > 0) secs = atoi(env);
+  pthread_t t;
+  if (pthread_create(&t, NULL, watchdog_main_, (void *)(intptr_t)secs) == 0) pthread_detach(t);
 }
 
 enum { GOP_SEND = 1, GOP_RECV, GOP_SLEEP, GOP_SELECT };

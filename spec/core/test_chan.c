@@ -96,7 +96,7 @@ static void stream_test(int nprocs, size_t cap) {
   atomic_init(&q.count, 0);
   spawn(consumer_step, &q);
   spawn(producer_step, &p);
-  int rc = goro_wait_all(after_ms(30000));
+  int rc = settle();
   ok(rc == GORO_OK && p.errors == 0 && q.errors == 0 && atomic_load(&q.count) == NSTREAM,
      "P=%d cap=%zu: %d values from G to G arrive once each, in order (rc %d, errors %d/%d, got %d)",
      nprocs, cap, NSTREAM, rc, p.errors, q.errors, atomic_load(&q.count));
@@ -195,7 +195,7 @@ static void rendezvous_tests(int nprocs) {
   uint64_t v = 0x1234;
   int rc = goro_chan_send(u, &v, GORO_FOREVER);
   int64_t t1 = goro_now();
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   ok(rc == GORO_OK && wrc == GORO_OK && r.rc == GORO_OK && r.okv && r.val == 0x1234,
      "P=%d: outside send -> G recv on unbuffered delivers the value (send %d, recv %d)", nprocs, rc, r.rc);
   ok(t1 >= r.t_start && t1 - t0 >= MS(50),
@@ -210,7 +210,7 @@ static void rendezvous_tests(int nprocs) {
   v = 0;
   bool okv = false;
   rc = goro_chan_recv(u, &v, &okv, after_ms(10000));
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(rc == GORO_OK && okv && v == 0xabcd && wrc == GORO_OK && s.rc == GORO_OK,
      "P=%d: G send -> outside recv on unbuffered (recv %d, send %d)", nprocs, rc, s.rc);
 
@@ -221,7 +221,7 @@ static void rendezvous_tests(int nprocs) {
   b.delay_ns = MS(100);
   spawn(gop_step, &a);
   spawn(gop_step, &b);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(wrc == GORO_OK && a.rc == GORO_OK && b.rc == GORO_OK && b.okv && b.val == 77,
      "P=%d: G send -> G recv on unbuffered delivers the value", nprocs);
   ok(a.parked && a.t_end >= b.t_start,
@@ -233,7 +233,7 @@ static void rendezvous_tests(int nprocs) {
   gop_init(&t2g, GOP_SEND, u, 5, GORO_NOW);
   spawn(gop_step, &t1g);
   spawn(gop_step, &t2g);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(wrc == GORO_OK && !t1g.parked && !t2g.parked && t1g.rc == GORO_EAGAIN && t2g.rc == GORO_EAGAIN,
      "P=%d: in a G, GORO_NOW ops with nobody waiting answer GORO_EAGAIN without parking (%d, %d)",
      nprocs, t1g.rc, t2g.rc);
@@ -242,10 +242,10 @@ static void rendezvous_tests(int nprocs) {
   gop pr;
   gop_init(&pr, GOP_RECV, u, 0, GORO_FOREVER);
   spawn(gop_step, &pr);
-  wrc = goro_wait_all(after_ms(10000)); /* returns when the receiver parked */
+  wrc = settle(); /* returns when the receiver parked */
   v = 4242;
   rc = goro_chan_send(u, &v, GORO_NOW);
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && wrc2 == GORO_OK && pr.okv && pr.val == 4242,
      "P=%d: a try send (GORO_NOW) hands over to a parked receiver (%d %d %d)", nprocs, wrc, rc, wrc2);
 
@@ -253,11 +253,11 @@ static void rendezvous_tests(int nprocs) {
   gop ps;
   gop_init(&ps, GOP_SEND, u, 4343, GORO_FOREVER);
   spawn(gop_step, &ps);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   v = 0;
   okv = false;
   rc = goro_chan_recv(u, &v, &okv, GORO_NOW);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && okv && v == 4343 && wrc2 == GORO_OK && ps.rc == GORO_OK,
      "P=%d: a try recv (GORO_NOW) takes from a parked sender (%d %d %d)", nprocs, wrc, rc, wrc2);
 
@@ -276,10 +276,10 @@ static void close_tests(int nprocs) {
     gop_init(&w[i], GOP_RECV, c, 0xdeadbeef, GORO_FOREVER);
     spawn(gop_step, &w[i]);
   }
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   ok(wrc == GORO_EDEADLOCK, "P=%d: %d receivers park on an unbuffered channel (%d)", nprocs, NWAITERS, wrc);
   goro_chan_close(c);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   int good = 0;
   for (int i = 0; i < NWAITERS; i++) good += w[i].rc == GORO_OK && !w[i].okv && w[i].val == 0 && w[i].parked;
   ok(wrc == GORO_OK && good == NWAITERS,
@@ -291,9 +291,9 @@ static void close_tests(int nprocs) {
     gop_init(&w[i], GOP_SEND, c, (uint64_t)i, GORO_FOREVER);
     spawn(gop_step, &w[i]);
   }
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   goro_chan_close(c);
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   good = 0;
   for (int i = 0; i < NWAITERS; i++) good += w[i].rc == GORO_ECLOSED && w[i].parked;
   ok(wrc == GORO_EDEADLOCK && wrc2 == GORO_OK && good == NWAITERS,
@@ -308,9 +308,9 @@ static void close_tests(int nprocs) {
     gop_init(&w[i], GOP_SEND, c, (uint64_t)i, GORO_FOREVER);
     spawn(gop_step, &w[i]);
   }
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   goro_chan_close(c);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   good = 0;
   for (int i = 0; i < 3; i++) good += w[i].rc == GORO_ECLOSED;
   bool okv = false;
@@ -332,7 +332,7 @@ static void close_tests(int nprocs) {
   gop_init(&w[1], GOP_RECV, c, 9, GORO_FOREVER);
   spawn(gop_step, &w[0]);
   spawn(gop_step, &w[1]);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(wrc == GORO_OK && w[0].rc == GORO_ECLOSED && !w[0].parked && w[1].rc == GORO_OK && !w[1].okv &&
          w[1].val == 0 && !w[1].parked,
      "P=%d: in a G, send on closed is GORO_ECLOSED and recv on closed is ok=false, without parking",
@@ -375,7 +375,7 @@ static void deadline_tests(void) {
   gop_init(&s, GOP_SEND, b, 4, MS(40));
   spawn(gop_step, &r);
   spawn(gop_step, &s);
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   ok(wrc == GORO_OK, "a G waiting with a deadline is not a deadlock: wait_all is GORO_OK (%d)", wrc);
   ok(r.parked && r.rc == GORO_ETIMEDOUT && r.t_end - r.t_start >= MS(40),
      "G recv with a deadline parks, finish gives GORO_ETIMEDOUT (%d) after %.1f ms", r.rc,
@@ -448,11 +448,11 @@ static void big_tests(void) {
   memset(&s, 0, sizeof s);
   s.c = c;
   spawn(bigsend_step, &s);
-  int wrc = goro_wait_all(after_ms(10000)); /* the sender has parked */
+  int wrc = settle(); /* the sender has parked */
   bool okv = false;
   memset(&out, 0, sizeof out);
   int rc = goro_chan_recv(c, &out, &okv, GORO_FOREVER);
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   fill(&want, 3);
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && okv && wrc2 == GORO_OK && s.rc == GORO_OK &&
          memcmp(&out, &want, sizeof out) == 0,
@@ -518,7 +518,7 @@ static void ref_tests(void) {
   r.unref_after = 1;
   spawn(gop_step, &r);
   goro_chan_unref(c); /* the G's reference keeps it alive */
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   ok(wrc == GORO_OK && r.rc == GORO_OK && r.val == 100 && atomic_load(&drops) == 1 &&
          atomic_load(&dropsum) == 200,
      "a reference held by a G keeps the channel alive; its unref drops what is left (%d drops)",
@@ -532,6 +532,7 @@ static void ref_tests(void) {
 }
 
 int main(void) {
+  watchdog(300);
   goro_start(2, NULL);
   basic_tests();
   goro_stop(MS(5000));

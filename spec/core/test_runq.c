@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "goro.h"
+#include "gop.h"
 #include "tap.h"
 
-#define MS(x) ((int64_t)(x) * 1000000)
 #define NFLAT 20000     /* Gs spawned from the outside thread */
 #define NTREE 20000     /* Gs spawned as a binary tree from Gs */
 #define NYIELD 200      /* Gs that yield YIELDS times each */
@@ -21,11 +21,6 @@
 #define CHAIN_CAP 2000000 /* steps after which a starved chain gives up */
 #define NCPU 100        /* CPU-bound Gs in the stealing test */
 #define CPU_NS MS(2)    /* how long each of them spins */
-
-static int spawn(goro_step_fn fn, void *ud) {
-  goro_g *g = NULL;
-  return goro_spawn(fn, ud, &g);
-}
 
 /* ------------------------------------------------ every G runs exactly once */
 
@@ -66,7 +61,7 @@ static void run_once_tests(int nprocs) {
   for (int i = 0; i < NFLAT; i++)
     if (spawn(flat_step, &flat[i]) != GORO_OK) errs++;
   ok(errs == 0, "P=%d: %d spawns from the outside thread succeed", nprocs, NFLAT);
-  rc = goro_wait_all(goro_now() + MS(30000));
+  rc = settle();
   ok(rc == GORO_OK, "P=%d: wait_all after outside spawns is GORO_OK (%d)", nprocs, rc);
   int bad = 0;
   for (int i = 0; i < NFLAT; i++)
@@ -76,7 +71,7 @@ static void run_once_tests(int nprocs) {
   for (int i = 0; i < NTREE; i++) atomic_store(&tree[i], 0);
   atomic_store(&spawn_errors, 0);
   rc = spawn(tree_step, &tree[0]);
-  rc = rc == GORO_OK ? goro_wait_all(goro_now() + MS(30000)) : rc;
+  rc = rc == GORO_OK ? settle() : rc;
   bad = 0;
   for (int i = 0; i < NTREE; i++)
     if (atomic_load(&tree[i]) != 1) bad++;
@@ -86,7 +81,7 @@ static void run_once_tests(int nprocs) {
 
   for (int i = 0; i < NYIELD; i++) atomic_store(&steps[i], 0);
   for (int i = 0; i < NYIELD; i++) spawn(yield_step, &steps[i]);
-  rc = goro_wait_all(goro_now() + MS(30000));
+  rc = settle();
   bad = 0;
   for (int i = 0; i < NYIELD; i++)
     if (atomic_load(&steps[i]) != YIELDS + 1) bad++;
@@ -113,6 +108,7 @@ typedef struct {
   void *userdata;
   uint64_t id;
   char elem;
+  bool okv;
   int parked;
 } ident;
 
@@ -133,9 +129,8 @@ static goro_step ident_step(goro_g *g, void *ud) {
   d->arg = g;
   d->userdata = goro_userdata(g);
   d->id = goro_id(g);
-  bool okk;
   /* stay alive until the channel is closed, so all ids are live at once */
-  int rc = goro_chan_recv(ident_ch, &d->elem, &okk, GORO_FOREVER);
+  int rc = goro_chan_recv(ident_ch, &d->elem, &d->okv, GORO_FOREVER);
   if (rc == GORO_EPARK) {
     d->parked = 1;
     return GORO_STEP_PARKED;
@@ -150,7 +145,7 @@ static void identity_tests(void) {
   memset(idents, 0, sizeof idents);
   for (int i = 0; i < NIDENT; i++) goro_spawn(ident_step, &idents[i], &ident_out[i]);
   /* every G parks on ident_ch: then wait_all reports the deadlock */
-  int rc = goro_wait_all(goro_now() + MS(10000));
+  int rc = settle();
   ok(rc == GORO_EDEADLOCK, "wait_all sees %d Gs parked forever (%d)", NIDENT, rc);
   int bad = 0, dup = 0;
   for (int i = 0; i < NIDENT; i++) {
@@ -162,7 +157,7 @@ static void identity_tests(void) {
   ok(bad == 0, "in a step, goro_self() is the step's g, spawn's *out, userdata is ud");
   ok(dup == 0, "live Gs have distinct nonzero ids");
   goro_chan_close(ident_ch);
-  rc = goro_wait_all(goro_now() + MS(10000));
+  rc = settle();
   ok(rc == GORO_OK, "closing the channel lets them all finish (%d)", rc);
   goro_chan_unref(ident_ch);
   goro_stop(MS(5000));
@@ -226,7 +221,7 @@ static void fairness_test(goro_step_fn local, const char *what) {
   ok(rc == GORO_OK && okk, "fairness (%s): the local G started (%d)", what, rc);
   atomic_store(&chain_at_spawn, atomic_load(&chain_steps));
   spawn(global_step, NULL); /* from outside: the global run queue */
-  rc = goro_wait_all(goro_now() + MS(60000));
+  rc = settle();
   ok(rc == GORO_OK, "fairness (%s): everything finishes (%d)", what, rc);
   ok(atomic_load(&global_ran) && !atomic_load(&chain_capped),
      "fairness (%s), GOMAXPROCS=1: a G in the global queue runs while the local one "
@@ -281,7 +276,7 @@ static void stealing_test(int nprocs) {
   atomic_store(&running, 0);
   atomic_store(&max_running, 0);
   spawn(spawner_step, NULL);
-  int rc = goro_wait_all(goro_now() + MS(30000));
+  int rc = settle();
   goro_get_stats(&st);
   int threads = distinct_threads();
   int maxr = atomic_load(&max_running);
@@ -301,6 +296,7 @@ static void stealing_test(int nprocs) {
 #define NREAP 5
 typedef struct {
   char elem;
+  bool okv;
   int reaped;
 } reap_ud;
 static reap_ud reaps[NREAP];
@@ -318,8 +314,7 @@ static void reap_cb(goro_g *g, void *ud) {
 
 static goro_step forever_step(goro_g *g, void *ud) {
   reap_ud *r = ud;
-  bool okk;
-  int rc = goro_chan_recv(never, &r->elem, &okk, GORO_FOREVER);
+  int rc = goro_chan_recv(never, &r->elem, &r->okv, GORO_FOREVER);
   return rc == GORO_EPARK ? GORO_STEP_PARKED : GORO_STEP_DONE;
 }
 
@@ -343,7 +338,7 @@ static void reap_tests(void) {
   goro_start(2, reap_cb);
   never = goro_chan_new(1, 0, NULL);
   for (int i = 0; i < NREAP; i++) spawn(forever_step, &reaps[i]);
-  int rc = goro_wait_all(goro_now() + MS(10000));
+  int rc = settle();
   ok(rc == GORO_EDEADLOCK && goro_numgoroutine() == NREAP,
      "%d Gs parked forever: wait_all is GORO_EDEADLOCK (%d), numgoroutine %lld", NREAP, rc,
      (long long)goro_numgoroutine());
@@ -359,7 +354,7 @@ static void reap_tests(void) {
   goro_start(2, NULL);
   for (int round = 0; round < 5; round++) {
     for (int i = 0; i < 200; i++) spawn(cache_step, NULL);
-    goro_wait_all(goro_now() + MS(10000));
+    settle();
   }
   rc = goro_stop(MS(5000));
   ok(rc == GORO_OK && atomic_load(&cache_allocs) > 0 &&
@@ -370,6 +365,7 @@ static void reap_tests(void) {
 }
 
 int main(void) {
+  watchdog(300);
   run_once_tests(1);
   run_once_tests(8);
   run_once_tests(2);

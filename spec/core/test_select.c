@@ -72,7 +72,7 @@ static void uniform_tests(void) {
   u.cs[0] = rcase(c1, &u.e0);
   u.cs[1] = rcase(c2, &u.e1);
   spawn(uni_step, &u);
-  int wrc = goro_wait_all(after_ms(30000));
+  int wrc = settle();
   ok(wrc == GORO_OK && u.other == 0 && in_40_60(u.count[0], NUNIFORM) && in_40_60(u.count[1], NUNIFORM),
      "in a G: 2 always-ready cases are chosen uniformly, without parking (%d / %d, %d bad)",
      u.count[0], u.count[1], u.other);
@@ -173,10 +173,10 @@ static void default_and_mixed_tests(int nprocs) {
   g1.cases = g1c;
   g1.ncases = 2;
   spawn(gop_step, &g1);
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   got = 0;
   rc = goro_chan_recv(u, &got, &gok, after_ms(10000));
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && g1.parked && rc == GORO_OK && got == 1001 && wrc2 == GORO_OK &&
          g1.rc == GORO_OK && g1.idx == 1,
      "P=%d: a G parked in select {recv, send}: an outside recv fires its send case (idx %d)", nprocs,
@@ -187,10 +187,10 @@ static void default_and_mixed_tests(int nprocs) {
   g1.ncases = 2;
   g1r = 0;
   spawn(gop_step, &g1);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   v = 2002;
   rc = goro_chan_send(a, &v, after_ms(10000));
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && wrc2 == GORO_OK && g1.rc == GORO_OK && g1.idx == 0 &&
          g1.okv && g1r == 2002,
      "P=%d: ... and an outside send fires its recv case (idx %d)", nprocs, g1.idx);
@@ -202,12 +202,12 @@ static void default_and_mixed_tests(int nprocs) {
   gop ps;
   gop_init(&ps, GOP_SEND, u, 3003, GORO_FOREVER);
   spawn(gop_step, &ps);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   r0 = r1 = 0;
   idx = -1;
   goro_case both[2] = {rcase(e, &r0), rcase(u, &r1)};
   rc = goro_select(both, 2, GORO_NOW, &idx, &okv);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && idx == 1 && okv && r1 == 3003 && ps.rc == GORO_OK,
      "P=%d: select with GORO_NOW takes the value of a parked sender (rc %d idx %d)", nprocs, rc, idx);
 
@@ -231,10 +231,10 @@ static void three_channel_tests(int nprocs) {
   g.cases = cs;
   g.ncases = 3;
   spawn(gop_step, &g);
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   uint64_t v = 111;
   int rc = goro_chan_send(ch[1], &v, after_ms(10000));
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && g.parked && rc == GORO_OK && wrc2 == GORO_OK && g.rc == GORO_OK &&
          g.idx == 1 && g.okv && el[1] == 111,
      "P=%d: a G parked in select on 3 channels is woken by a send on the 2nd (idx %d)", nprocs, g.idx);
@@ -248,12 +248,12 @@ static void three_channel_tests(int nprocs) {
   gop_init(&r2, GOP_RECV, ch[2], 0, GORO_FOREVER);
   spawn(gop_step, &r0);
   spawn(gop_step, &r2);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   v = 200;
   rc = goro_chan_send(ch[0], &v, GORO_NOW);
   v = 202;
   int rc2 = goro_chan_send(ch[2], &v, GORO_NOW);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && rc2 == GORO_OK && wrc2 == GORO_OK && r0.val == 200 &&
          r2.val == 202 && r0.okv && r2.okv,
      "P=%d: later sends on the other channels are received by the new receivers, not lost", nprocs);
@@ -267,19 +267,19 @@ static void three_channel_tests(int nprocs) {
   int idx = -1;
   bool okv = false;
   rc = goro_select(cs, 3, after_ms(10000), &idx, &okv);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(rc == GORO_OK && idx == 2 && okv && el[2] == 333 && wrc == GORO_OK && s.rc == GORO_OK,
      "P=%d: the outside thread parked in select on 3 channels is woken by a G's send (idx %d)", nprocs, idx);
   gop_init(&r0, GOP_SEND, ch[0], 400, GORO_FOREVER);
   gop_init(&r2, GOP_SEND, ch[1], 401, GORO_FOREVER);
   spawn(gop_step, &r0);
   spawn(gop_step, &r2);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   uint64_t x = 0, y = 0;
   bool ok0 = false, ok1 = false;
   rc = goro_chan_recv(ch[0], &x, &ok0, GORO_NOW);
   rc2 = goro_chan_recv(ch[1], &y, &ok1, GORO_NOW);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && rc2 == GORO_OK && x == 400 && y == 401 && wrc2 == GORO_OK,
      "P=%d: ... and G senders parked later on the other two are not paired with the stale select", nprocs);
 
@@ -318,7 +318,8 @@ static goro_step fan_send_step(goro_g *g, void *ud) {
 typedef struct {
   goro_case cs[3];
   uint64_t el[3];
-  int n, phase;
+  int n, phase, idx;
+  bool okv;
   uint64_t sum, count;
 } fan_selector;
 
@@ -344,12 +345,12 @@ static goro_step fan_select_step(goro_g *g, void *ud) {
     if (fan_got(f, rc, idx, okv)) return GORO_STEP_DONE;
   }
   for (;;) {
-    int rc = goro_select(f->cs, f->n, GORO_FOREVER, &idx, &okv);
+    int rc = goro_select(f->cs, f->n, GORO_FOREVER, &f->idx, &f->okv);
     if (rc == GORO_EPARK) {
       f->phase = 1;
       return GORO_STEP_PARKED;
     }
-    if (fan_got(f, rc, idx, okv)) return GORO_STEP_DONE;
+    if (fan_got(f, rc, f->idx, f->okv)) return GORO_STEP_DONE;
   }
 }
 
@@ -372,7 +373,7 @@ static void fan_test(int nprocs) {
   spawn(fan_select_step, &sel);
   spawn(fan_select_step, &plain);
   for (int i = 0; i < 3; i++) spawn(fan_send_step, &snd[i]);
-  int wrc = goro_wait_all(after_ms(60000));
+  int wrc = settle();
   uint64_t want = 0;
   for (int i = 0; i < 3; i++)
     for (uint64_t k = 0; k < NFAN; k++) want += snd[i].base + k;
@@ -405,7 +406,7 @@ static void timeout_closed_tests(int nprocs) {
   g.cases = gcs;
   g.ncases = 2;
   spawn(gop_step, &g);
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   ok(wrc == GORO_OK && g.parked && g.rc == GORO_ETIMEDOUT && g.t_end - g.t_start >= MS(30),
      "P=%d: a G's select times out: parks, finish gives GORO_ETIMEDOUT (%d)", nprocs, g.rc);
   ok(goro_chan_send(a, &s, GORO_NOW) == GORO_EAGAIN && goro_chan_recv(a, &ea, &okv, GORO_NOW) == GORO_EAGAIN,
@@ -417,9 +418,9 @@ static void timeout_closed_tests(int nprocs) {
   g.cases = cs;
   g.ncases = 2;
   spawn(gop_step, &g);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   goro_chan_close(b);
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && wrc2 == GORO_OK && g.rc == GORO_OK && g.idx == 1 && !g.okv && eb == 0,
      "P=%d: close wakes a G parked in select: the recv case fires with ok=false, zeroed (idx %d)", nprocs,
      g.idx);
@@ -446,9 +447,9 @@ static void timeout_closed_tests(int nprocs) {
   g.cases = gsc;
   g.ncases = 2;
   spawn(gop_step, &g);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   goro_chan_close(c);
-  wrc2 = goro_wait_all(after_ms(10000));
+  wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && wrc2 == GORO_OK && g.rc == GORO_ECLOSED && g.idx == 1,
      "P=%d: closing the channel of a parked select's send case: GORO_ECLOSED, idx 1 (%d, %d)", nprocs,
      g.rc, g.idx);
@@ -458,7 +459,7 @@ static void timeout_closed_tests(int nprocs) {
   g.cases = NULL;
   g.ncases = 0;
   spawn(gop_step, &g);
-  wrc = goro_wait_all(after_ms(10000));
+  wrc = settle();
   ok(wrc == GORO_OK && g.rc == GORO_ETIMEDOUT && g.t_end - g.t_start >= MS(20),
      "P=%d: in a G, select with no case and a deadline sleeps: GORO_ETIMEDOUT (%d)", nprocs, g.rc);
 
@@ -483,10 +484,10 @@ static void same_channel_test(void) {
   g.cases = cs;
   g.ncases = 2;
   spawn(gop_step, &g);
-  int wrc = goro_wait_all(after_ms(10000));
+  int wrc = settle();
   uint64_t v = 0;
   rc = goro_chan_recv(a, &v, &okv, after_ms(10000));
-  int wrc2 = goro_wait_all(after_ms(10000));
+  int wrc2 = settle();
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && v == 5 && wrc2 == GORO_OK && g.rc == GORO_OK && g.idx == 1,
      "a G parked in select {recv a, send a}: an outside recv fires the send case (%d, idx %d)", rc, g.idx);
   goro_chan_unref(a);
@@ -494,6 +495,7 @@ static void same_channel_test(void) {
 }
 
 int main(void) {
+  watchdog(300);
   goro_start(2, NULL);
   uniform_tests();
   goro_stop(MS(5000));

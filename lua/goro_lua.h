@@ -1,0 +1,166 @@
+/*
+** goro_lua.h — internals shared by the Lua binding's C files:
+**   goro.c    the module: API functions, channels, select, timers, errors
+**   gstate.c  goroutine states: pool, lazy libraries, the step function
+**   xfer.c    copying values between lua_States
+*/
+#ifndef GORO_LUA_H
+#define GORO_LUA_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "lualib.h"
+
+#include "goro.h"
+
+#if LUA_VERSION_NUM != 504
+#error "goro needs Lua 5.4"
+#endif
+
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define goro_resetthread(L) lua_closethread((L), NULL)
+#else
+#define goro_resetthread(L) lua_resetthread(L)
+#endif
+
+/* ---------------------------------------------------------- shared objects
+** A goro object (channel, waitgroup, mutex, ...) is a C struct shared by
+** reference between states: each state's userdata holds one reference. */
+enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER };
+
+typedef struct gobj {
+  _Atomic int refs;   /* one per userdata in any state, + one per message */
+  int type;           /* GOBJ_* */
+  void (*free)(struct gobj *o);
+} gobj;
+
+static inline void gobj_ref(gobj *o) {
+  /* relaxed: made from an existing reference. */
+  atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+}
+static inline void gobj_unref(gobj *o) {
+  /* acq_rel: the last owner frees after everyone else's writes. */
+  if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1) o->free(o);
+}
+
+/* Pushes the userdata for o in L (the state's existing one, so identity
+** holds within a state); takes over one reference of the caller's. */
+void gobj_push(lua_State *L, gobj *o);
+/* The gobj of the userdata at idx, or NULL. */
+gobj *gobj_test(lua_State *L, int idx);
+/* Name of a goro object type, for messages. */
+const char *gobj_typename(int type);
+
+/* ---------------------------------------------------------- transfer */
+
+/* A serialized message: the values, plus the references it holds (goro
+** objects, function prototypes), released if it is dropped undelivered. */
+typedef struct xbuf {
+  unsigned char *data;
+  size_t len, cap;
+  void **refs;        /* gobj* or fnproto* (tagged in the low bit) */
+  int nrefs, caprefs;
+} xbuf;
+
+/* A channel element: small values inline, others in a heap xbuf. */
+typedef struct xval {
+  uint8_t tag;        /* XV_* */
+  uint8_t len;        /* inline string length */
+  char s[14];         /* inline string */
+  union {
+    lua_Integer i;
+    lua_Number n;
+    xbuf *buf;
+    gobj *obj;
+    void *p;
+  } u;
+} xval;
+
+enum { XV_NIL, XV_FALSE, XV_TRUE, XV_INT, XV_FLT, XV_STR, XV_OBJ, XV_LUD, XV_BUF };
+
+/* Encodes the value at idx into v (allocating an xbuf if needed). On error
+** pushes nothing, leaves v as nil and raises a Lua error naming `what` (e.g.
+** "argument 2") and the path to the bad value. */
+void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what);
+/* Pushes the value and releases v's contents. */
+void xfer_decode_val(lua_State *L, xval *v);
+/* Releases v's contents without decoding (drop callback of channels). */
+void xfer_drop_val(void *elem);
+
+/* Encodes n values starting at idx into a new xbuf (spawn messages); the
+** first is `what0`, then "argument 2", ... */
+xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0);
+/* Pushes the values of b (entry: the first value is a goroutine's main
+** function, which may reuse this state's cached closure); returns how many.
+** Does not free b. */
+int xfer_decode_n(lua_State *L, xbuf *b, bool entry);
+void xbuf_free(xbuf *b, bool release_refs);
+/* Pushes a guard that frees b when collected, unless xfer_unguard'ed. */
+void xfer_guard(lua_State *L, xbuf *b);
+void xfer_unguard(lua_State *L, int idx);
+
+/* Per-state setup of the transfer machinery (module/C-function maps). */
+void xfer_init_state(lua_State *L);
+void xfer_selfcheck(lua_State *L);
+
+/* ---------------------------------------------------------- states */
+
+/* The goroutine's per-state context, stored in the lua_State's extra space
+** and in the G's cache slot while the state is pooled. */
+typedef struct gstate {
+  lua_State *L;       /* the state's main thread */
+  lua_State *co;      /* the coroutine that runs the goroutine */
+  goro_g *g;          /* the G it runs for, or NULL when pooled */
+  int nargs;          /* values to pass to the next resume */
+  int parking;        /* an operation answered EPARK: the yield is a park */
+  int chain_ok;       /* the chain of user coroutines can pass a yield up */
+  int preempted;      /* the yield is a preemption */
+  xval sendv;         /* a parked send's element */
+  xval recvv;         /* a parked recv's element */
+  goro_case *cases;   /* a parked select's cases */
+  xval *selvals;      /* ... and their elements */
+  int ncases, ncasescap;
+  goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
+  size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
+} gstate;
+
+/* The gstate of L, or NULL in the main state (not a goroutine). */
+gstate *gstate_of(lua_State *L);
+/* 1 if an operation in L may park the goroutine (yield up to the
+** scheduler), 0 if it must block the thread. */
+int gstate_canpark(lua_State *L, gstate *s);
+/* Spawns a goroutine running the function at idx with the n-1 values after
+** it. Raises Lua errors. */
+void gstate_spawn(lua_State *L, int idx, int n);
+/* The opener of a standard library for goroutine states (coroutine's
+** resume/wrap pass parks up; package inherits the main state's paths). */
+lua_CFunction gstate_opener(const char *name);
+void gstate_set_paths(const char *path, const char *cpath);
+void gstate_cache_free(void *p);
+void gstate_reap(goro_g *g, void *ud);
+/* The environment table user code of this goroutine runs in (globals). */
+void gstate_push_env(lua_State *L);
+
+/* ---------------------------------------------------------- errors */
+
+/* Records an uncaught goroutine error (message with traceback) for the
+** main state, prints it, and interrupts the main thread's wait. */
+void goro_post_error(const char *msg, size_t len);
+/* In the main state: raises the first pending goroutine error, if any. */
+void goro_check_errors(lua_State *L);
+
+/* Line-atomic print. */
+int goro_print(lua_State *L);
+
+/* Opens the module (shared by the main state and goroutine states). */
+int luaopen_goro(lua_State *L);
+
+#define GORO_REG_ENV "goro.env"       /* the goroutine's fresh globals */
+#define GORO_REG_BASE "goro.baseline" /* main: names of pre-existing globals */
+
+#endif

@@ -1,0 +1,405 @@
+/*
+** gstate.c — goroutine states: each goroutine runs as a coroutine in its
+** own lua_State, so goroutines run in parallel on every M.
+**
+** A state is made on a goroutine's first step, on the M that runs it, and
+** kept in the G's cache slot when the goroutine ends: the core recycles dead
+** Gs per P, so the next goroutine started on that G finds a state ready (a
+** per-P state pool for free). Between goroutines a state is scrubbed: the
+** goroutine's globals live in a fresh environment table (falling back to
+** the state's standard globals), dropped at the end.
+**
+** Standard libraries load lazily: a new state opens only the base library;
+** `string`, `table`, `math`, `io`, `os`, `coroutine`, `utf8`, `debug`,
+** `package`/`require` are opened on first use (an __index on the globals,
+** and a string metatable that opens the string library on first method).
+**
+** Parking: a blocking operation that answers GORO_EPARK sets s->parking and
+** yields. If it ran inside a user coroutine, the coroutine.resume / wrap of
+** goroutine states (replaced here) sees s->parking and yields too, with a
+** continuation that resumes the inner coroutine again: the park travels up
+** to the step function, which returns GORO_STEP_PARKED. s->chain_ok tells an
+** operation whether every resume between it and the step can yield; where
+** one cannot (a C boundary), the operation blocks the M with a handoff.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "goro_lua.h"
+
+/* package.path / cpath of the main state, inherited by goroutine states */
+static char *main_path, *main_cpath;
+
+void gstate_set_paths(const char *path, const char *cpath) {
+  free(main_path);
+  free(main_cpath);
+  main_path = path ? strdup(path) : NULL;
+  main_cpath = cpath ? strdup(cpath) : NULL;
+}
+
+gstate *gstate_of(lua_State *L) {
+  (void)L;
+  goro_g *g = goro_self();
+  return g ? *(gstate **)goro_cache(g) : NULL;
+}
+
+int gstate_canpark(lua_State *L, gstate *s) {
+  return lua_isyieldable(L) && (L == s->co || s->chain_ok);
+}
+
+void gstate_push_env(lua_State *L) {
+  if (goro_self() && lua_getfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV) == LUA_TTABLE) return;
+  if (goro_self()) lua_pop(L, 1);
+  lua_pushglobaltable(L);
+}
+
+/* ---------------------------------------------- coroutines that pass parks */
+
+static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap);
+
+static int resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lua_State *co = lua_tothread(L, 1);
+  return auxresume(L, co, 0, gstate_of(L), ctx != 0);
+}
+
+/* Resumes co; a park or preemption yield inside it is passed up. Returns
+** as luaB_coresume (resume) or luaB_auxwrap (wrap). */
+static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap) {
+  int saved = s ? s->chain_ok : 0;
+  if (s) s->chain_ok = lua_isyieldable(L) && (L == s->co || saved);
+  int nres;
+  int st = lua_resume(co, L, narg, &nres);
+  if (s) s->chain_ok = saved;
+  if (st == LUA_YIELD && s && (s->parking || s->preempted)) {
+    lua_pop(co, nres);
+    return lua_yieldk(L, 0, wrap, resume_k); /* up to the scheduler */
+  }
+  if (st == LUA_OK || st == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      if (wrap) return luaL_error(L, "too many results to resume");
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "too many results to resume");
+      return 2;
+    }
+    int base = lua_gettop(L);
+    if (!wrap) lua_pushboolean(L, 1);
+    lua_xmove(co, L, nres);
+    return lua_gettop(L) - base;
+  }
+  lua_xmove(co, L, 1); /* error object */
+  if (wrap) {
+    if (st != LUA_ERRMEM) {
+      goro_resetthread(co);
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+      }
+    }
+    return lua_error(L);
+  }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+static lua_State *getco(lua_State *L, int idx) {
+  lua_State *co = lua_tothread(L, idx);
+  luaL_argexpected(L, co, idx, "coroutine");
+  return co;
+}
+
+static int co_resume(lua_State *L) {
+  lua_State *co = getco(L, 1);
+  int narg = lua_gettop(L) - 1;
+  int st = lua_status(co);
+  if (co == L) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "cannot resume non-suspended coroutine");
+    return 2;
+  }
+  if (st == LUA_OK && lua_gettop(co) == 0) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "cannot resume dead coroutine");
+    return 2;
+  }
+  if (!lua_checkstack(co, narg)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
+  lua_xmove(L, co, narg);
+  lua_settop(L, 1);
+  return auxresume(L, co, narg, gstate_of(L), false);
+}
+
+static int co_wrapped(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+  int narg = lua_gettop(L);
+  if (lua_status(co) == LUA_OK && lua_gettop(co) == 0)
+    return luaL_error(L, "cannot resume dead coroutine");
+  luaL_checkstack(co, narg, "too many arguments to resume");
+  lua_xmove(L, co, narg);
+  lua_pushthread(co); /* keep index 1 = the coroutine, as resume_k expects */
+  lua_xmove(co, L, 1);
+  return auxresume(L, co, narg, gstate_of(L), true);
+}
+
+static int co_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_State *co = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, co, 1);
+  lua_pushcclosure(L, co_wrapped, 1);
+  return 1;
+}
+
+static int open_coroutine(lua_State *L) {
+  luaopen_coroutine(L);
+  lua_pushcfunction(L, co_resume);
+  lua_setfield(L, -2, "resume");
+  lua_pushcfunction(L, co_wrap);
+  lua_setfield(L, -2, "wrap");
+  return 1;
+}
+
+static int open_package(lua_State *L) {
+  luaopen_package(L);
+  if (main_path) {
+    lua_pushstring(L, main_path);
+    lua_setfield(L, -2, "path");
+  }
+  if (main_cpath) {
+    lua_pushstring(L, main_cpath);
+    lua_setfield(L, -2, "cpath");
+  }
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_goro);
+  lua_setfield(L, -2, "goro");
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------- lazy libraries */
+
+static const struct {
+  const char *name;
+  lua_CFunction open;
+} lazylibs[] = {
+  {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
+  {LUA_MATHLIBNAME, luaopen_math}, {LUA_COLIBNAME, open_coroutine},
+  {LUA_IOLIBNAME, luaopen_io}, {LUA_OSLIBNAME, luaopen_os},
+  {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_DBLIBNAME, luaopen_debug},
+  {LUA_LOADLIBNAME, open_package}, {NULL, NULL}};
+
+lua_CFunction gstate_opener(const char *name) {
+  for (int i = 0; lazylibs[i].name; i++)
+    if (strcmp(lazylibs[i].name, name) == 0) return lazylibs[i].open;
+  return NULL;
+}
+
+/* __index of the standard globals: opens a library on first use. */
+static int lazy_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
+  bool req = strcmp(k, "require") == 0;
+  lua_CFunction open = gstate_opener(req ? LUA_LOADLIBNAME : k);
+  if (!open) return 0;
+  luaL_requiref(L, req ? LUA_LOADLIBNAME : k, open, 1);
+  if (req) lua_getfield(L, 1, "require");
+  return 1;
+}
+
+/* __index of strings until the string library is open. */
+static int lazy_string_index(lua_State *L) {
+  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
+static void *gstate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  gstate *s = ud;
+  if (nsize == 0) {
+    if (ptr) s->mem -= osize;
+    free(ptr);
+    return NULL;
+  }
+  size_t old = ptr ? osize : 0;
+  if (s->memlimit && nsize > old && s->mem + (nsize - old) > s->memlimit) return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p) s->mem += nsize - old;
+  return p;
+}
+
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "goro: unprotected error in a goroutine state: %s\n",
+          msg ? msg : "(not a string)");
+  abort();
+}
+
+static gstate *gstate_new(void) {
+  gstate *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  lua_State *L = lua_newstate(gstate_alloc, s);
+  if (!L) {
+    free(s);
+    return NULL;
+  }
+  s->L = L;
+  lua_atpanic(L, panic);
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  lua_pushcfunction(L, goro_print);
+  lua_setfield(L, -2, "print");
+  lua_createtable(L, 0, 1); /* lazy libraries */
+  lua_pushcfunction(L, lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lazy_string_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
+  /* the environment metatable: globals fall back to the standard ones */
+  lua_createtable(L, 0, 1);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setfield(L, LUA_REGISTRYINDEX, "goro.envmt");
+  xfer_init_state(L);
+  s->co = lua_newthread(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "goro.co");
+  return s;
+}
+
+static void gstate_free(gstate *s) {
+  if (!s) return;
+  lua_close(s->L);
+  free(s->cases);
+  free(s->selvals);
+  free(s);
+}
+
+void gstate_cache_free(void *p) { gstate_free(p); }
+
+/* ---------------------------------------------------------- goroutines */
+
+static int boot_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* The coroutine's first function: decodes the spawn message (a protected
+** context: a failing require is this goroutine's error) and calls fn. */
+static int boot(lua_State *L) {
+  xbuf *msg = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  xfer_guard(L, msg); /* a decode error must not leak the message */
+  int n = xfer_decode_n(L, msg, true);
+  xfer_unguard(L, 1);
+  lua_remove(L, 1);
+  xbuf_free(msg, true);
+  lua_callk(L, n - 1, LUA_MULTRET, 0, boot_k);
+  return boot_k(L, LUA_OK, 0);
+}
+
+static void scrub(gstate *s) {
+  lua_State *L = s->L;
+  lua_settop(s->co, 0);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
+  s->g = NULL;
+  s->parking = s->preempted = s->chain_ok = 0;
+  xfer_drop_val(&s->sendv);
+  xfer_drop_val(&s->recvv);
+}
+
+static void report(gstate *s, goro_g *g, int st) {
+  lua_State *L = s->L, *co = s->co;
+  const char *msg = lua_tostring(co, -1);
+  char buf[96];
+  if (!msg) {
+    snprintf(buf, sizeof buf, "(error object is a %s value)", luaL_typename(co, -1));
+    msg = buf;
+  }
+  char head[64];
+  snprintf(head, sizeof head, "goroutine %llu: ", (unsigned long long)goro_id(g));
+  lua_pushstring(L, head);
+  if (st == LUA_ERRMEM) {
+    lua_pushstring(L, msg);
+  } else {
+    luaL_traceback(L, co, msg, 0);
+  }
+  lua_concat(L, 2);
+  size_t len;
+  const char *full = lua_tolstring(L, -1, &len);
+  goro_post_error(full, len);
+  lua_pop(L, 1);
+}
+
+static goro_step gstep(goro_g *g, void *ud) {
+  gstate *s = *(gstate **)goro_cache(g);
+  if (!s || s->g != g) { /* first step of this goroutine */
+    if (!s) {
+      s = gstate_new();
+      if (!s) {
+        static const char oom[] = "goroutine: out of memory creating its Lua state";
+        goro_post_error(oom, sizeof oom - 1);
+        xbuf_free(ud, true);
+        return GORO_STEP_DONE;
+      }
+      *(gstate **)goro_cache(g) = s;
+    }
+    s->g = g;
+    lua_State *L = s->L;
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "goro.envmt");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, LUA_GNAME);
+    lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
+    lua_pushcfunction(s->co, boot);
+    lua_pushlightuserdata(s->co, ud);
+    s->nargs = 1;
+  }
+  int nres;
+  int st = lua_resume(s->co, NULL, s->nargs, &nres);
+  s->nargs = 0;
+  if (st == LUA_YIELD) {
+    lua_pop(s->co, nres);
+    if (s->parking) {
+      s->parking = 0;
+      return GORO_STEP_PARKED;
+    }
+    s->preempted = 0;
+    return GORO_STEP_YIELDED;
+  }
+  if (st != LUA_OK) {
+    report(s, g, st);
+    goro_resetthread(s->co);
+  }
+  scrub(s);
+  return GORO_STEP_DONE;
+}
+
+void gstate_reap(goro_g *g, void *ud) {
+  gstate *s = *(gstate **)goro_cache(g);
+  if (!s || s->g != g) xbuf_free(ud, true); /* never started */
+  else s->g = NULL;
+}
+
+void gstate_spawn(lua_State *L, int idx, int n) {
+  luaL_checktype(L, idx, LUA_TFUNCTION);
+  xbuf *b = xfer_encode_n(L, idx, n, "");
+  int rc = goro_spawn(gstep, b, NULL);
+  if (rc != GORO_OK) {
+    xbuf_free(b, true);
+    luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
+  }
+}

@@ -1,0 +1,1200 @@
+/*
+** xfer.c — copying values between lua_States (DESIGN.md "Transfer").
+**
+** A value crosses states as bytes in an xbuf (or inline in an xval for
+** small ones). Rules:
+**   nil, booleans, integers, floats (math.type kept), strings: copied.
+**   tables: deep copies; cycles and shared sub-tables are preserved (a
+**     per-message table of already-seen objects), and so are metatables.
+**   Lua functions: the prototype's bytecode (string.dump, debug info kept)
+**     plus each upvalue, recursively. An upvalue holding the sender's
+**     globals (_ENV) is bound to the receiver's globals; upvalues shared
+**     between copied closures stay shared (lua_upvaluejoin). Globals the
+**     function's code names and the sender defined (REPL lines) travel too.
+**   C functions: by name when they belong to a loaded module (re-required
+**     in the receiver, so per-state setup such as io's is done), else by
+**     pointer when they have no upvalues.
+**   module tables (values of package.loaded): re-required by name.
+**   goro objects (channels, waitgroups...): shared by reference.
+**   light userdata: copied as a pointer.
+**   anything else (files, coroutines, other userdata): refused, with an
+**     error that names the type and the path to the value.
+**
+** Prototype cache. Dumping costs ~0.7 us and loading ~1 us, too much for a
+** spawn. The sender caches one dump per prototype (keyed by the Proto
+** address read from the closure, after a self-check at load time that this
+** build's layout is the one expected; else by closure). The receiver keeps
+** the closure it loaded for a goroutine's entry function and reuses it for
+** the next goroutine in that state, setting fresh upvalues.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "goro_lua.h"
+
+#define XFER_MAXDEPTH 200 /* nesting limit: no C stack overflow */
+#define FNCACHE_MAX 4096  /* prototypes cached per sending state */
+
+/* Message tags. */
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF, T_LFUNC,
+  T_CFUNC, T_CNAMED, T_MODULE, T_OBJ, T_LUD, T_END, T_META, T_NOMETA,
+  T_UPENV, T_UPVAL, T_UPJOIN, T_GLOBALS
+};
+
+/* A function prototype shared by every state that received it. */
+typedef struct fnproto {
+  _Atomic int refs;
+  uint64_t id;          /* unique: the receivers' cache key */
+  size_t len;
+  char *code;           /* lua_dump output */
+  int nglobals;         /* candidate global names (string constants) */
+  char **globals;
+} fnproto;
+
+static _Atomic uint64_t fnproto_ids;
+
+static void fnproto_unref(fnproto *p) {
+  /* acq_rel: the last owner frees. */
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+  for (int i = 0; i < p->nglobals; i++) free(p->globals[i]);
+  free(p->globals);
+  free(p->code);
+  free(p);
+}
+
+/* ------------------------------------------------------------ xbuf */
+
+static void bput(lua_State *L, xbuf *b, const void *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *d = realloc(b->data, cap);
+    if (!d) luaL_error(L, "goro: out of memory while copying a value");
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void bbyte(lua_State *L, xbuf *b, int c) {
+  unsigned char x = (unsigned char)c;
+  bput(L, b, &x, 1);
+}
+
+static void bsize(lua_State *L, xbuf *b, size_t n) {
+  unsigned char tmp[10];
+  int k = 0;
+  do {
+    tmp[k++] = (unsigned char)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    n >>= 7;
+  } while (n);
+  bput(L, b, tmp, (size_t)k);
+}
+
+static void bref(lua_State *L, xbuf *b, void *p) {
+  if (b->nrefs == b->caprefs) {
+    int cap = b->caprefs ? b->caprefs * 2 : 4;
+    void **r = realloc(b->refs, sizeof *r * (size_t)cap);
+    if (!r) luaL_error(L, "goro: out of memory while copying a value");
+    b->refs = r;
+    b->caprefs = cap;
+  }
+  b->refs[b->nrefs++] = p;
+}
+
+void xbuf_free(xbuf *b, bool release) {
+  if (!b) return;
+  if (release) {
+    for (int i = 0; i < b->nrefs; i++) {
+      uintptr_t r = (uintptr_t)b->refs[i];
+      if (r & 1) fnproto_unref((fnproto *)(r & ~(uintptr_t)1));
+      else gobj_unref((gobj *)r);
+    }
+  }
+  free(b->refs);
+  free(b->data);
+  free(b);
+}
+
+/* ------------------------------------------------------------ reading */
+
+typedef struct rd {
+  const unsigned char *p, *end;
+} rd;
+
+static int rbyte(rd *r) { return r->p < r->end ? *r->p++ : -1; }
+
+static size_t rsize(rd *r) {
+  size_t n = 0;
+  int shift = 0, c;
+  do {
+    c = rbyte(r);
+    if (c < 0) return 0;
+    n |= (size_t)(c & 0x7f) << shift;
+    shift += 7;
+  } while (c & 0x80);
+  return n;
+}
+
+static void rget(rd *r, void *p, size_t n) {
+  memcpy(p, r->p, n);
+  r->p += n;
+}
+
+/* -------------------------------------------------- prototype identity */
+
+static bool protokeys_ok; /* set by xfer_selfcheck in the main state */
+
+/* Lua 5.4's LClosure: CommonHeader (next, tt, marked), nupvalues, gclist,
+** p. We read p; xfer_selfcheck verifies this on the running Lua. */
+typedef struct lclosure_view {
+  void *next;
+  unsigned char tt, marked, nupvalues;
+  void *gclist;
+  void *p;
+} lclosure_view;
+
+static const void *protokey(lua_State *L, int idx) {
+  const void *cl = lua_topointer(L, idx);
+  if (!protokeys_ok) return cl;
+  return ((const lclosure_view *)cl)->p;
+}
+
+void xfer_selfcheck(lua_State *L) {
+  static const char chunk[] = "local function mk(a) return function() return a end end "
+                              "return mk, mk(1), mk(2), function(b) return b end";
+  protokeys_ok = false;
+  if (luaL_loadstring(L, chunk) != LUA_OK) { lua_pop(L, 1); return; }
+  if (lua_pcall(L, 0, 4, 0) != LUA_OK) { lua_pop(L, 1); return; }
+  const lclosure_view *mk = lua_topointer(L, -4), *a = lua_topointer(L, -3),
+                      *b = lua_topointer(L, -2), *c = lua_topointer(L, -1);
+  protokeys_ok = a != b && a->p == b->p && a->p != mk->p && c->p != a->p &&
+                 a->nupvalues == 1 && c->nupvalues == 0 && mk->nupvalues == 0 &&
+                 a->tt == b->tt && a->tt == mk->tt && a->p != NULL;
+  lua_pop(L, 4);
+}
+
+/* ------------------------------------------- string constants of a dump */
+
+/* Walks a Lua 5.4 binary chunk (lundump.c's format) and collects the
+** string constants of every prototype: the names the code may look up as
+** globals. Returns false if the format is not the one expected. */
+typedef struct dw {
+  const unsigned char *p, *end;
+  char **names;
+  int n, cap;
+  bool bad;
+} dw;
+
+static size_t dw_size(dw *w) {
+  size_t x = 0;
+  int b;
+  do {
+    if (w->p >= w->end) { w->bad = true; return 0; }
+    b = *w->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while (!(b & 0x80));
+  return x;
+}
+
+static void dw_skip(dw *w, size_t n) {
+  if ((size_t)(w->end - w->p) < n) { w->bad = true; w->p = w->end; return; }
+  w->p += n;
+}
+
+static void dw_string(dw *w, bool keep) {
+  size_t n = dw_size(w);
+  if (n == 0 || w->bad) return;
+  n--;
+  if ((size_t)(w->end - w->p) < n) { w->bad = true; return; }
+  if (keep && n > 0 && n < 64) {
+    for (int i = 0; i < w->n; i++)
+      if (strlen(w->names[i]) == n && memcmp(w->names[i], w->p, n) == 0) goto skip;
+    if (w->n == w->cap) {
+      int cap = w->cap ? w->cap * 2 : 8;
+      char **nn = realloc(w->names, sizeof *nn * (size_t)cap);
+      if (!nn) { w->bad = true; return; }
+      w->names = nn;
+      w->cap = cap;
+    }
+    char *s = malloc(n + 1);
+    if (!s) { w->bad = true; return; }
+    memcpy(s, w->p, n);
+    s[n] = 0;
+    w->names[w->n++] = s;
+  }
+skip:
+  w->p += n;
+}
+
+static void dw_function(dw *w, int depth) {
+  if (depth > 200) { w->bad = true; return; }
+  dw_string(w, false);           /* source */
+  dw_size(w); dw_size(w);        /* linedefined, lastlinedefined */
+  dw_skip(w, 3);                 /* numparams, is_vararg, maxstacksize */
+  dw_skip(w, dw_size(w) * 4);    /* code */
+  size_t nk = dw_size(w);
+  for (size_t i = 0; i < nk && !w->bad; i++) {
+    if (w->p >= w->end) { w->bad = true; return; }
+    int tt = *w->p++;
+    switch (tt) {
+    case 0: case 1: case 17: break;                /* nil, false, true */
+    case 3: case 19: dw_skip(w, 8); break;         /* integer, float */
+    case 4: case 20: dw_string(w, true); break;    /* strings */
+    default: w->bad = true; return;
+    }
+  }
+  dw_skip(w, dw_size(w) * 3);    /* upvalues */
+  size_t np = dw_size(w);
+  for (size_t i = 0; i < np && !w->bad; i++) dw_function(w, depth + 1);
+  dw_skip(w, dw_size(w));        /* lineinfo */
+  size_t na = dw_size(w);
+  for (size_t i = 0; i < na && !w->bad; i++) { dw_size(w); dw_size(w); }
+  size_t nl = dw_size(w);
+  for (size_t i = 0; i < nl && !w->bad; i++) { dw_string(w, false); dw_size(w); dw_size(w); }
+  size_t nu = dw_size(w);
+  for (size_t i = 0; i < nu && !w->bad; i++) dw_string(w, false);
+}
+
+static void dump_globals(fnproto *fp) {
+  static const unsigned char sig[] = "\x1bLua\x54\x00\x19\x93\r\n\x1a\n";
+  dw w = {(const unsigned char *)fp->code, (const unsigned char *)fp->code + fp->len,
+          NULL, 0, 0, false};
+  if (fp->len < 32 || memcmp(w.p, sig, 12) != 0 || w.p[12] != 4 || w.p[13] != 8 ||
+      w.p[14] != 8) {
+    return;
+  }
+  w.p += 31 + 1; /* header (31 bytes) + number of upvalues */
+  dw_function(&w, 0);
+  if (w.bad) {
+    for (int i = 0; i < w.n; i++) free(w.names[i]);
+    free(w.names);
+    return;
+  }
+  fp->globals = w.names;
+  fp->nglobals = w.n;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+typedef struct seg {
+  char kind;     /* 'f' field, 'i' index, 'u' upvalue, 'g' global, 'm' metatable, 'k' key */
+  char text[47];
+} seg;
+
+typedef struct enc {
+  lua_State *L;
+  xbuf *b;
+  int seen;      /* stack index of the seen table (0: not made yet) */
+  int nseen;     /* objects numbered so far */
+  int depth;     /* current nesting: seg[1..depth] is the path */
+  int gidx;      /* stack index of the sender's globals table */
+  int envidx;    /* stack index of the sender's environment */
+  const char *what; /* the root: "argument 2", "value", ... ("" for none) */
+  seg seg[XFER_MAXDEPTH + 2];
+} enc;
+
+static void encode(enc *e, int idx);
+
+static const char *hint_for(lua_State *L, int idx, const char *tname) {
+  switch (lua_type(L, idx)) {
+  case LUA_TTHREAD:
+    return "a coroutine cannot move to another goroutine: create it inside the goroutine";
+  case LUA_TUSERDATA:
+    if (strcmp(tname, "FILE*") == 0)
+      return "pass a path and open the file inside the goroutine";
+    return "send plain data, or a goro object (channel, waitgroup, mutex...)";
+  case LUA_TFUNCTION:
+    return "call it inside the goroutine, or require its module there";
+  default:
+    return "send plain data instead";
+  }
+}
+
+/* Renders the path: root, then "upvalue 'f'", "field 'cfg.out'", ... */
+static void addpath(enc *e, luaL_Buffer *B) {
+  bool any = e->what && *e->what;
+  if (any) luaL_addstring(B, e->what);
+  for (int i = 1; i <= e->depth; i++) {
+    seg *s = &e->seg[i];
+    bool field = s->kind == 'f' || s->kind == 'i';
+    bool infield = i > 1 && (e->seg[i - 1].kind == 'f' || e->seg[i - 1].kind == 'i');
+    if (field && infield) {
+      if (s->kind == 'f') luaL_addchar(B, '.');
+      luaL_addstring(B, s->text);
+      continue;
+    }
+    if (any) luaL_addstring(B, ", ");
+    any = true;
+    switch (s->kind) {
+    case 'f': luaL_addstring(B, "field '"); luaL_addstring(B, s->text); break;
+    case 'i': luaL_addstring(B, "field '"); luaL_addstring(B, s->text); break;
+    case 'u': luaL_addstring(B, "upvalue '"); luaL_addstring(B, s->text); luaL_addchar(B, '\''); break;
+    case 'g': luaL_addstring(B, "global '"); luaL_addstring(B, s->text); luaL_addchar(B, '\''); break;
+    case 'm': luaL_addstring(B, "metatable"); break;
+    default: luaL_addstring(B, "a table key"); break;
+    }
+    bool nextfield = i < e->depth && (e->seg[i + 1].kind == 'f' || e->seg[i + 1].kind == 'i');
+    if (field && !nextfield) luaL_addchar(B, '\'');
+    if (field && nextfield) continue;
+  }
+  /* close a field group that ran to the end */
+  if (e->depth >= 1) {
+    char k = e->seg[e->depth].kind;
+    bool field = k == 'f' || k == 'i';
+    bool alone = e->depth == 1 || !(e->seg[e->depth - 1].kind == 'f' || e->seg[e->depth - 1].kind == 'i');
+    if (field && !alone) luaL_addchar(B, '\'');
+  }
+  if (!any) luaL_addstring(B, "value");
+}
+
+static int enc_error(enc *e, int idx, const char *why) {
+  lua_State *L = e->L;
+  idx = lua_absindex(L, idx);
+  const char *base = lua_typename(L, lua_type(L, idx));
+  const char *tname = base;
+  if (lua_type(L, idx) == LUA_TUSERDATA && luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
+    tname = lua_tostring(L, -1);
+  luaL_Buffer B;
+  luaL_buffinit(L, &B);
+  luaL_addstring(&B, "goro: cannot transfer ");
+  addpath(e, &B);
+  luaL_addstring(&B, " (");
+  luaL_addstring(&B, base);
+  if (strcmp(tname, base) != 0) {
+    luaL_addchar(&B, ' ');
+    luaL_addstring(&B, tname);
+  }
+  luaL_addstring(&B, "): ");
+  luaL_addstring(&B, why ? why : hint_for(L, idx, tname));
+  luaL_pushresult(&B);
+  return lua_error(L);
+}
+
+static void setpath(enc *e, int depth, char kind, const char *s, lua_Integer i) {
+  seg *g = &e->seg[depth];
+  g->kind = kind;
+  if (kind == 'i') snprintf(g->text, sizeof g->text, "[%lld]", (long long)i);
+  else if (s) snprintf(g->text, sizeof g->text, "%.40s", s);
+  else g->text[0] = 0;
+}
+
+/* Looks v (at idx) up in the seen table; emits T_REF and returns true if
+** found, else numbers it. */
+static bool enc_seen(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (!e->seen) {
+    lua_createtable(L, 0, 4);
+    e->seen = lua_gettop(L);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    bbyte(L, e->b, T_REF);
+    bsize(L, e->b, (size_t)n);
+    return true;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, ++e->nseen);
+  lua_rawset(L, e->seen);
+  return false;
+}
+
+/* Name of a loaded module whose table is at idx, or NULL. */
+static const char *module_name(lua_State *L, int idx) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.modnames") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 2); /* the string stays alive in the modnames table */
+  return s;
+}
+
+/* "module\0field" of a C function that is a field of a loaded module. */
+static bool cfunc_name(lua_State *L, int idx, const char **mod, const char **field) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.cfnames") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    /* build it: every C function field of every loaded module */
+    lua_newtable(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+          if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, -7) == LUA_TNIL) { /* first name wins */
+              lua_pop(L, 1);
+              lua_createtable(L, 2, 0);
+              lua_pushvalue(L, -5);
+              lua_rawseti(L, -2, 1);
+              lua_pushvalue(L, -3);
+              lua_rawseti(L, -2, 2);
+              lua_pushvalue(L, -2);
+              lua_insert(L, -2);
+              lua_rawset(L, -8);
+            } else {
+              lua_pop(L, 1);
+            }
+          }
+          lua_pop(L, 1);
+        }
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "goro.cfnames");
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    return false;
+  }
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
+  *mod = lua_tostring(L, -2);
+  *field = lua_tostring(L, -1);
+  lua_pop(L, 4); /* strings stay alive in the cfnames table */
+  return true;
+}
+
+static void bstr(lua_State *L, xbuf *b, const char *s, size_t n) {
+  bsize(L, b, n);
+  bput(L, b, s, n);
+}
+
+typedef struct dumpbuf {
+  char *p;
+  size_t len, cap;
+} dumpbuf;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  dumpbuf *d = ud;
+  if (d->len + sz > d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 1024;
+    while (cap < d->len + sz) cap *= 2;
+    char *n = realloc(d->p, cap);
+    if (!n) return 1;
+    d->p = n;
+    d->cap = cap;
+  }
+  memcpy(d->p + d->len, p, sz);
+  d->len += sz;
+  return 0;
+}
+
+static int fncache_gc(lua_State *L) {
+  fnproto **pp = lua_touserdata(L, 1);
+  if (*pp) fnproto_unref(*pp);
+  *pp = NULL;
+  return 0;
+}
+
+/* The fnproto for the Lua function at idx (cached per prototype). */
+static fnproto *get_fnproto(lua_State *L, int idx) {
+  const void *key = protokey(L, idx);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.fncache") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "goro.fncache");
+  }
+  lua_pushlightuserdata(L, (void *)key);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    fnproto *fp = *(fnproto **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return fp;
+  }
+  lua_pop(L, 1);
+  /* bound the cache: start afresh when it grows too big */
+  lua_getfield(L, -1, "n");
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (n >= FNCACHE_MAX) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "goro.fncache");
+    n = 0;
+  }
+  lua_pushinteger(L, n + 1);
+  lua_setfield(L, -2, "n");
+  dumpbuf d = {NULL, 0, 0};
+  lua_pushvalue(L, idx);
+  int bad = lua_dump(L, dump_writer, &d, 0);
+  lua_pop(L, 1);
+  fnproto *fp = bad ? NULL : calloc(1, sizeof *fp);
+  if (!fp) {
+    free(d.p);
+    luaL_error(L, "goro: out of memory while copying a function");
+  }
+  fp->code = d.p;
+  fp->len = d.len;
+  atomic_init(&fp->refs, 1); /* the cache's */
+  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  dump_globals(fp);
+  fnproto **ud = lua_newuserdatauv(L, sizeof *ud, 1);
+  *ud = fp;
+  if (luaL_newmetatable(L, "goro.fnproto")) {
+    lua_pushcfunction(L, fncache_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, idx); /* keeps the prototype alive: its key stays unique */
+  lua_setiuservalue(L, -2, 1);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return fp;
+}
+
+static bool is_globals(enc *e, int idx) {
+  return lua_rawequal(e->L, idx, e->gidx) || lua_rawequal(e->L, idx, e->envidx);
+}
+
+static void enc_function(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (lua_iscfunction(L, idx)) {
+    const char *mod, *field;
+    if (cfunc_name(L, idx, &mod, &field)) {
+      bbyte(L, e->b, T_CNAMED);
+      bstr(L, e->b, mod, strlen(mod));
+      bstr(L, e->b, field, strlen(field));
+      return;
+    }
+    if (lua_getupvalue(L, idx, 1) != NULL) {
+      lua_pop(L, 1);
+      enc_error(e, idx, "a C function with upvalues belongs to its state: call "
+                        "it inside the goroutine, or require its module there");
+    }
+    lua_CFunction f = lua_tocfunction(L, idx);
+    bbyte(L, e->b, T_CFUNC);
+    bput(L, e->b, &f, sizeof f);
+    return;
+  }
+  if (enc_seen(e, idx)) return;
+  int myref = e->nseen;
+  fnproto *fp = get_fnproto(L, idx);
+  atomic_fetch_add_explicit(&fp->refs, 1, memory_order_relaxed);
+  bref(L, e->b, (void *)((uintptr_t)fp | 1));
+  bbyte(L, e->b, T_LFUNC);
+  bput(L, e->b, &fp, sizeof fp);
+  int nups = 0;
+  while (lua_getupvalue(L, idx, nups + 1) != NULL) {
+    lua_pop(L, 1);
+    nups++;
+  }
+  bsize(L, e->b, (size_t)nups);
+  bool usesenv = false;
+  for (int i = 1; i <= nups; i++) {
+    const char *name = lua_getupvalue(L, idx, i);
+    int v = lua_gettop(L);
+    void *id = lua_upvalueid(L, idx, i);
+    /* shared upvalue cell seen before: join it */
+    lua_pushlightuserdata(L, id);
+    if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+      lua_Integer ref = lua_tointeger(L, -1);
+      lua_pop(L, 2);
+      bbyte(L, e->b, T_UPJOIN);
+      bsize(L, e->b, (size_t)(ref >> 8));
+      bsize(L, e->b, (size_t)(ref & 0xff));
+      continue;
+    }
+    lua_pop(L, 1);
+    if (i < 256) {
+      lua_pushlightuserdata(L, id);
+      lua_pushinteger(L, ((lua_Integer)myref << 8) | i);
+      lua_rawset(L, e->seen);
+    }
+    if (lua_type(L, v) == LUA_TTABLE && is_globals(e, v)) {
+      bbyte(L, e->b, T_UPENV);
+      usesenv = true;
+    } else {
+      bbyte(L, e->b, T_UPVAL);
+      if (++e->depth > XFER_MAXDEPTH) enc_error(e, v, "nesting is too deep (limit 200)");
+      setpath(e, e->depth, 'u', name && *name ? name : "?", 0);
+      encode(e, v);
+      e->depth--;
+    }
+    lua_pop(L, 1);
+  }
+  /* globals the code names that the sender defined */
+  int nglob = 0;
+  size_t countpos = 0;
+  if (usesenv && fp->nglobals > 0) {
+    for (int i = 0; i < fp->nglobals; i++) {
+      const char *g = fp->globals[i];
+      int t = lua_getfield(L, e->envidx, g);
+      if (t == LUA_TNIL && e->envidx != e->gidx) {
+        lua_pop(L, 1);
+        continue;
+      }
+      if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        continue;
+      }
+      bool user = true;
+      if (e->envidx == e->gidx) { /* main state: skip names that were there */
+        if (lua_getfield(L, LUA_REGISTRYINDEX, GORO_REG_BASE) == LUA_TTABLE) {
+          user = lua_getfield(L, -1, g) == LUA_TNIL;
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+      if (user && t == LUA_TFUNCTION && lua_rawequal(L, -1, idx)) user = false;
+      if (user) {
+        if (nglob == 0) {
+          bbyte(L, e->b, T_GLOBALS);
+          countpos = e->b->len;
+          bput(L, e->b, "\0\0\0\0", 4);
+        }
+        bstr(L, e->b, g, strlen(g));
+        if (++e->depth > XFER_MAXDEPTH) enc_error(e, -1, "nesting is too deep (limit 200)");
+        setpath(e, e->depth, 'g', g, 0);
+        encode(e, lua_gettop(L));
+        e->depth--;
+        nglob++;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  if (nglob) {
+    uint32_t n = (uint32_t)nglob;
+    memcpy(e->b->data + countpos, &n, 4);
+  }
+}
+
+static void encode(enc *e, int idx) {
+  lua_State *L = e->L;
+  xbuf *b = e->b;
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: bbyte(L, b, T_NIL); break;
+  case LUA_TBOOLEAN: bbyte(L, b, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      bbyte(L, b, T_INT);
+      bput(L, b, &i, sizeof i);
+    } else {
+      lua_Number n = lua_tonumber(L, idx);
+      bbyte(L, b, T_FLT);
+      bput(L, b, &n, sizeof n);
+    }
+    break;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    bbyte(L, b, T_STR);
+    bstr(L, b, s, n);
+    break;
+  }
+  case LUA_TTABLE: {
+    const char *mod = module_name(L, idx);
+    if (mod) {
+      bbyte(L, b, T_MODULE);
+      bstr(L, b, mod, strlen(mod));
+      break;
+    }
+    if (is_globals(e, idx)) {
+      bbyte(L, b, T_UPENV);
+      break;
+    }
+    if (enc_seen(e, idx)) break;
+    luaL_checkstack(L, 8, "goro: value too deep");
+    bbyte(L, b, T_TABLE);
+    if (++e->depth > XFER_MAXDEPTH)
+      enc_error(e, idx, "nesting is too deep (limit 200): flatten the table");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      int kt = lua_type(L, -2);
+      if (kt == LUA_TSTRING) setpath(e, e->depth, 'f', lua_tostring(L, -2), 0);
+      else if (kt == LUA_TNUMBER && lua_isinteger(L, -2))
+        setpath(e, e->depth, 'i', NULL, lua_tointeger(L, -2));
+      else setpath(e, e->depth, 'k', NULL, 0);
+      if (kt == LUA_TSTRING) { /* fast path: no path copy of a key */
+        size_t n;
+        const char *s = lua_tolstring(L, -2, &n);
+        bbyte(L, b, T_STR);
+        bstr(L, b, s, n);
+      } else {
+        encode(e, lua_gettop(L) - 1);
+      }
+      encode(e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    bbyte(L, b, T_END);
+    if (lua_getmetatable(L, idx)) {
+      setpath(e, e->depth, 'm', NULL, 0);
+      bbyte(L, b, T_META);
+      encode(e, lua_gettop(L));
+      lua_pop(L, 1);
+    } else {
+      bbyte(L, b, T_NOMETA);
+    }
+    e->depth--;
+    break;
+  }
+  case LUA_TFUNCTION:
+    enc_function(e, idx);
+    break;
+  case LUA_TUSERDATA: {
+    gobj *o = gobj_test(L, idx);
+    if (!o) enc_error(e, idx, NULL);
+    gobj_ref(o);
+    bref(L, b, o);
+    bbyte(L, b, T_OBJ);
+    bput(L, b, &o, sizeof o);
+    break;
+  }
+  case LUA_TLIGHTUSERDATA: {
+    void *p = lua_touserdata(L, idx);
+    bbyte(L, b, T_LUD);
+    bput(L, b, &p, sizeof p);
+    break;
+  }
+  default:
+    enc_error(e, idx, NULL);
+  }
+}
+
+/* ------------------------------------------------------------ decoding */
+
+typedef struct dec {
+  lua_State *L;
+  rd r;
+  int objs;      /* stack index of the objects table (0: not made yet) */
+  int nobjs;
+  int env;       /* stack index of the receiver's globals */
+  bool entry;    /* the next function is a goroutine's entry */
+} dec;
+
+static void decode(dec *d);
+
+static void dec_register(dec *d) {
+  lua_State *L = d->L;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->objs, ++d->nobjs);
+}
+
+static void rstr(dec *d) {
+  size_t n = rsize(&d->r);
+  lua_pushlstring(d->L, (const char *)d->r.p, n);
+  d->r.p += n;
+}
+
+typedef struct loadst {
+  const char *p;
+  size_t n;
+} loadst;
+
+static const char *load_reader(lua_State *L, void *ud, size_t *size) {
+  loadst *s = ud;
+  if (!s->n) return NULL;
+  *size = s->n;
+  s->n = 0;
+  return s->p;
+}
+
+/* Pushes module `name` of this state, loading it if needed. */
+static void push_module(lua_State *L, const char *name) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, name) != LUA_TNIL) {
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 2);
+  lua_CFunction open = gstate_opener(name);
+  if (open) {
+    luaL_requiref(L, name, open, 1);
+    return;
+  }
+  if (strcmp(name, "goro") == 0) {
+    luaL_requiref(L, name, luaopen_goro, 0);
+    return;
+  }
+  lua_pushglobaltable(L);
+  if (lua_getfield(L, -1, "require") != LUA_TFUNCTION) {
+    lua_pop(L, 2);
+    luaL_requiref(L, LUA_LOADLIBNAME, gstate_opener(LUA_LOADLIBNAME), 1);
+    lua_pop(L, 1);
+    lua_pushglobaltable(L);
+    lua_getfield(L, -1, "require");
+  }
+  lua_remove(L, -2);
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+}
+
+static void dec_function(dec *d) {
+  lua_State *L = d->L;
+  fnproto *fp;
+  rget(&d->r, &fp, sizeof fp);
+  bool entry = d->entry;
+  d->entry = false;
+  bool loaded = false;
+  if (entry) { /* reuse this state's closure of the same prototype */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.protos") != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, LUA_REGISTRYINDEX, "goro.protos");
+    }
+    if (lua_rawgeti(L, -1, (lua_Integer)fp->id) == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      loaded = true;
+    } else {
+      lua_pop(L, 1);
+      loadst ls = {fp->code, fp->len};
+      if (lua_load(L, load_reader, &ls, "=goroutine", "b") != LUA_OK) {
+        lua_remove(L, -2);
+        lua_error(L);
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, (lua_Integer)fp->id);
+      lua_remove(L, -2);
+      loaded = true;
+    }
+  }
+  if (!loaded) {
+    loadst ls = {fp->code, fp->len};
+    if (lua_load(L, load_reader, &ls, "=goroutine", "b") != LUA_OK) lua_error(L);
+  }
+  dec_register(d);
+  int f = lua_gettop(L);
+  int nups = (int)rsize(&d->r);
+  for (int i = 1; i <= nups; i++) {
+    int t = rbyte(&d->r);
+    if (t == T_UPENV) {
+      lua_pushvalue(L, d->env);
+      lua_setupvalue(L, f, i);
+    } else if (t == T_UPJOIN) {
+      int ref = (int)rsize(&d->r);
+      int n = (int)rsize(&d->r);
+      lua_rawgeti(L, d->objs, ref);
+      lua_upvaluejoin(L, f, i, -1, n);
+      lua_pop(L, 1);
+    } else { /* T_UPVAL */
+      decode(d);
+      lua_setupvalue(L, f, i);
+    }
+  }
+  if (d->r.p < d->r.end && *d->r.p == T_GLOBALS) {
+    d->r.p++;
+    uint32_t n;
+    rget(&d->r, &n, 4);
+    for (uint32_t i = 0; i < n; i++) {
+      rstr(d);
+      decode(d);
+      lua_rawset(L, d->env);
+    }
+  }
+}
+
+static void decode(dec *d) {
+  lua_State *L = d->L;
+  luaL_checkstack(L, 6, "goro: value too deep");
+  int t = rbyte(&d->r);
+  switch (t) {
+  case T_NIL: lua_pushnil(L); break;
+  case T_FALSE: lua_pushboolean(L, 0); break;
+  case T_TRUE: lua_pushboolean(L, 1); break;
+  case T_INT: {
+    lua_Integer i;
+    rget(&d->r, &i, sizeof i);
+    lua_pushinteger(L, i);
+    break;
+  }
+  case T_FLT: {
+    lua_Number n;
+    rget(&d->r, &n, sizeof n);
+    lua_pushnumber(L, n);
+    break;
+  }
+  case T_STR: rstr(d); break;
+  case T_TABLE: {
+    lua_newtable(L);
+    dec_register(d);
+    int tb = lua_gettop(L);
+    while (d->r.p < d->r.end && *d->r.p != T_END) {
+      decode(d);
+      decode(d);
+      lua_rawset(L, tb);
+    }
+    d->r.p++; /* T_END */
+    if (rbyte(&d->r) == T_META) {
+      decode(d);
+      lua_setmetatable(L, tb);
+    }
+    break;
+  }
+  case T_REF: {
+    lua_Integer n = (lua_Integer)rsize(&d->r);
+    lua_rawgeti(L, d->objs, n);
+    break;
+  }
+  case T_LFUNC: dec_function(d); break;
+  case T_CFUNC: {
+    lua_CFunction f;
+    rget(&d->r, &f, sizeof f);
+    lua_pushcfunction(L, f);
+    break;
+  }
+  case T_CNAMED: {
+    rstr(d);
+    rstr(d);
+    push_module(L, lua_tostring(L, -2));
+    lua_pushvalue(L, -2);
+    lua_gettable(L, -2);
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+    break;
+  }
+  case T_MODULE: {
+    rstr(d);
+    push_module(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    break;
+  }
+  case T_UPENV: lua_pushvalue(L, d->env); break;
+  case T_OBJ: {
+    gobj *o;
+    rget(&d->r, &o, sizeof o);
+    gobj_ref(o);
+    gobj_push(L, o);
+    break;
+  }
+  case T_LUD: {
+    void *p;
+    rget(&d->r, &p, sizeof p);
+    lua_pushlightuserdata(L, p);
+    break;
+  }
+  default:
+    luaL_error(L, "goro: corrupt message (tag %d): this is a bug in goro", t);
+  }
+}
+
+/* ------------------------------------------------------------ public */
+
+typedef struct xguard {
+  xbuf *b; /* freed by __gc unless detached */
+} xguard;
+
+static int xguard_gc(lua_State *L) {
+  xguard *g = lua_touserdata(L, 1);
+  if (g->b) xbuf_free(g->b, true);
+  g->b = NULL;
+  return 0;
+}
+
+void xfer_guard(lua_State *L, xbuf *b) {
+  xguard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  g->b = b;
+  if (luaL_newmetatable(L, "goro.xguard")) {
+    lua_pushcfunction(L, xguard_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+}
+
+void xfer_unguard(lua_State *L, int idx) {
+  xguard *g = lua_touserdata(L, idx);
+  if (g) g->b = NULL;
+}
+
+static void push_sender_globals(lua_State *L) {
+  lua_pushglobaltable(L);
+  gstate_push_env(L);
+}
+
+xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 16, "goro: too many values");
+  xbuf *b = calloc(1, sizeof *b);
+  if (!b) luaL_error(L, "goro: out of memory while copying a value");
+  xfer_guard(L, b);
+  xguard *g = lua_touserdata(L, -1);
+  int top = lua_gettop(L);
+  push_sender_globals(L);
+  enc e;
+  e.L = L;
+  e.b = b;
+  e.seen = 0;
+  e.nseen = 0;
+  e.depth = 0;
+  e.gidx = top + 1;
+  e.envidx = top + 2;
+  char what[32];
+  bbyte(L, b, 0); /* becomes 1 if tables or functions are numbered */
+  bsize(L, b, (size_t)n);
+  for (int i = 0; i < n; i++) {
+    if (i == 0 && what0) e.what = what0;
+    else {
+      snprintf(what, sizeof what, "argument %d", i + 1);
+      e.what = what;
+    }
+    encode(&e, idx + i);
+  }
+  b->data[0] = e.nseen > 0;
+  g->b = NULL; /* detach: the caller owns b now */
+  lua_settop(L, top - 1);
+  return b;
+}
+
+int xfer_decode_n(lua_State *L, xbuf *b, bool entry) {
+  dec d;
+  d.L = L;
+  d.r.p = b->data;
+  d.r.end = b->data + b->len;
+  d.objs = 0;
+  d.nobjs = 0;
+  d.entry = entry;
+  gstate_push_env(L);
+  d.env = lua_gettop(L);
+  if (rbyte(&d.r) == 1) { /* the message has tables or functions */
+    lua_createtable(L, 4, 0);
+    d.objs = lua_gettop(L);
+  }
+  int n = (int)rsize(&d.r);
+  luaL_checkstack(L, n + 8, "goro: too many values");
+  for (int i = 0; i < n; i++) decode(&d);
+  lua_remove(L, d.env); /* env (and objs) from under the values */
+  if (d.objs) lua_remove(L, d.env);
+  return n;
+}
+
+void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what) {
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: v->tag = XV_NIL; return;
+  case LUA_TBOOLEAN: v->tag = lua_toboolean(L, idx) ? XV_TRUE : XV_FALSE; return;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      v->tag = XV_INT;
+      v->u.i = lua_tointeger(L, idx);
+    } else {
+      v->tag = XV_FLT;
+      v->u.n = lua_tonumber(L, idx);
+    }
+    return;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (n <= sizeof v->s) {
+      v->tag = XV_STR;
+      v->len = (uint8_t)n;
+      memcpy(v->s, s, n);
+      return;
+    }
+    break;
+  }
+  case LUA_TUSERDATA: {
+    gobj *o = gobj_test(L, idx);
+    if (o) {
+      gobj_ref(o);
+      v->tag = XV_OBJ;
+      v->u.obj = o;
+      return;
+    }
+    break;
+  }
+  case LUA_TLIGHTUSERDATA:
+    v->tag = XV_LUD;
+    v->u.p = lua_touserdata(L, idx);
+    return;
+  default:
+    break;
+  }
+  v->tag = XV_NIL;
+  xbuf *b = xfer_encode_n(L, idx, 1, what);
+  v->tag = XV_BUF;
+  v->u.buf = b;
+}
+
+void xfer_decode_val(lua_State *L, xval *v) {
+  switch (v->tag) {
+  case XV_NIL: lua_pushnil(L); break;
+  case XV_FALSE: lua_pushboolean(L, 0); break;
+  case XV_TRUE: lua_pushboolean(L, 1); break;
+  case XV_INT: lua_pushinteger(L, v->u.i); break;
+  case XV_FLT: lua_pushnumber(L, v->u.n); break;
+  case XV_STR: lua_pushlstring(L, v->s, v->len); break;
+  case XV_OBJ: gobj_push(L, v->u.obj); break; /* takes over the ref */
+  case XV_LUD: lua_pushlightuserdata(L, v->u.p); break;
+  case XV_BUF: {
+    xbuf *b = v->u.buf;
+    v->tag = XV_NIL;
+    /* guard b while decoding: a Lua error (a missing module) frees it */
+    xfer_guard(L, b);
+    int gi = lua_gettop(L);
+    xfer_decode_n(L, b, false);
+    xfer_unguard(L, gi);
+    lua_remove(L, gi);
+    xbuf_free(b, true);
+    return;
+  }
+  }
+  v->tag = XV_NIL;
+}
+
+void xfer_drop_val(void *elem) {
+  xval *v = elem;
+  if (v->tag == XV_OBJ) gobj_unref(v->u.obj);
+  else if (v->tag == XV_BUF) xbuf_free(v->u.buf, true);
+  v->tag = XV_NIL;
+}
+
+/* Tracks package.loaded so module tables can be named (T_MODULE): a
+** __newindex on package.loaded records each new module. */
+static int loaded_newindex(lua_State *L) {
+  lua_rawset(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "goro.modnames");
+  if (lua_type(L, 3) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+  }
+  lua_pushnil(L); /* C function names may change */
+  lua_setfield(L, LUA_REGISTRYINDEX, "goro.cfnames");
+  return 0;
+}
+
+void xfer_init_state(lua_State *L) {
+  lua_newtable(L); /* module table -> name (weak keys) */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -1) == LUA_TTABLE && lua_type(L, -2) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -2), LUA_GNAME) != 0) {
+      lua_pushvalue(L, -1);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, -6);
+    }
+    lua_pop(L, 1);
+  }
+  if (!lua_getmetatable(L, -1)) {
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, loaded_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "goro.modnames");
+}
