@@ -33,7 +33,7 @@ SPEC_CORE_BIN := $(SPEC_CORE_SRC:%.c=$(BUILD)/%)
 BENCH_CORE_SRC := $(wildcard bench/core_*.c)
 BENCH_CORE_BIN := $(BENCH_CORE_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all core deps test test-core tsan asan clean bench demo
+.PHONY: all core module install rock deps test test-core test-san tsan asan clean bench demo
 
 all: core module
 
@@ -63,18 +63,31 @@ deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
 # --- tests ------------------------------------------------------------------
+SPEC_LUA := $(sort $(wildcard spec/*_spec.lua))
+
 test-core: $(SPEC_CORE_BIN)
 	@sh spec/run.sh $(SPEC_CORE_BIN)
 
+# make test: everything against the copy installed in rocks/.
 test: deps
-	@$(MAKE) --no-print-directory test-core
+	@mkdir -p $(BUILD)
+	@$(MAKE) --no-print-directory $(SPEC_CORE_BIN) rock
+	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; \
+	  GORO_LUA="$(LUA)" sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_LUA)
 
-tsan:
-	@$(MAKE) --no-print-directory test BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread"
+# Sanitizer runs: the module from $(BUILD), run by the sanitizer-linked host.
+test-san: $(SPEC_CORE_BIN) $(LUA_MOD) $(HOST)
+	@LUA_CPATH="$(BUILD)/?.so;;" LUA_PATH="lua/?.lua;lua/?/init.lua;;" \
+	  GORO_LUA="$(HOST)" $(SANENV) sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_LUA)
 
-asan:
-	@$(MAKE) --no-print-directory test BUILD=build-asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+tsan: deps
+	@$(MAKE) --no-print-directory test-san BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
+	  SANENV="TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' STRESS_SCALE=0.1"
+
+asan: deps
+	@$(MAKE) --no-print-directory test-san BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  SANENV="ASAN_OPTIONS='detect_leaks=1' STRESS_SCALE=0.2"
 
 bench-core: $(BENCH_CORE_BIN)
 	@for b in $(BENCH_CORE_BIN); do $$b; done
@@ -95,3 +108,24 @@ $(LUA_MOD): $(LUA_OBJ) $(CORE_LIB)
 	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) -o $@
 
 module: $(LUA_MOD)
+
+# Installs the module (luarocks make calls this with INST_LIBDIR/INST_LUADIR).
+INST_LIBDIR ?= /usr/local/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= /usr/local/share/lua/$(LUA_VERSION)
+install: $(LUA_MOD)
+	mkdir -p $(INST_LIBDIR) $(INST_LUADIR)/goro
+	cp $(LUA_MOD) $(INST_LIBDIR)/goro.so
+	for f in lua/goro/*.lua; do [ -e "$$f" ] && cp "$$f" $(INST_LUADIR)/goro/ || true; done
+
+# A local LuaRocks tree (rocks/): the tests load goro from there, as a user would.
+ROCKS := rocks
+LUAROCKS := luarocks --lua-version $(LUA_VERSION)
+rock: deps
+	$(LUAROCKS) --tree $(ROCKS) make goro-scm-1.rockspec >$(BUILD)/rock.log 2>&1 || \
+	  { cat $(BUILD)/rock.log; exit 1; }
+
+# A small Lua host linked with the sanitizer runtime (lua5.4 is not).
+HOST := $(BUILD)/lua-host
+$(HOST): spec/host.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) $< $(LUA_LIB) -lm -ldl $(LDFLAGS_ALL) -o $@

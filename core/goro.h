@@ -24,8 +24,11 @@
 **     goro_nopark(1): operations then block the M with a P handoff instead.
 **   - From any other thread ("outside", e.g. the Lua main state): operations
 **     block the thread on a futex after a short spin, and report
-**     GORO_EDEADLOCK when no G could ever wake them, GORO_EINTR after
-**     goro_interrupt().
+**     GORO_EDEADLOCK when no G could ever wake them (only for waits without
+**     a deadline: a wait with one ends at its deadline, as a Go select with
+**     a time.After case does), GORO_EINTR after goro_interrupt(). Deadlock
+**     detection assumes one outside thread blocks at a time (the Lua main
+**     state): outside threads waking each other are not seen.
 */
 #ifndef GORO_H
 #define GORO_H

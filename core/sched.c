@@ -640,27 +640,33 @@ release:
   }
   m->p = NULL;
   pidleput(p);
+  /* a retiring P leaves work behind: carry on with an idle P if any */
+  P *np = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ? pidleget() : NULL;
   lock_release(&sched.lock);
+  if (np) {
+    acquirep(m, np);
+    goto top;
+  }
   bool wasspinning = m->spinning;
   if (m->spinning) {
     m->spinning = false;
     atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
   }
   if (wasspinning) {
-    /* seq_cst: see the header; pairs with the fence in wakep(). */
+    /* seq_cst: see the header; pairs with the fence in wakep(). Go's
+    ** findRunnable re-checks every run queue, the global one included. */
     atomic_thread_fence(memory_order_seq_cst);
-    for (int i = 0; i < procs; i++) {
-      if (!runqempty(sched.allp[i])) {
-        lock_acquire(&sched.lock);
-        P *np = pidleget();
-        lock_release(&sched.lock);
-        if (np) {
-          acquirep(m, np);
-          m->spinning = true;
-          atomic_fetch_add_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
-          goto top;
-        }
-        break;
+    bool work = atomic_load_explicit(&sched.runqsize, memory_order_seq_cst) > 0;
+    for (int i = 0; i < procs && !work; i++) work = !runqempty(sched.allp[i]);
+    if (work) {
+      lock_acquire(&sched.lock);
+      np = pidleget();
+      lock_release(&sched.lock);
+      if (np) {
+        acquirep(m, np);
+        m->spinning = true;
+        atomic_fetch_add_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+        goto top;
       }
     }
   }
@@ -681,7 +687,11 @@ static void gdestroy(P *p, goro_g *g) {
 
 static void execute(M *m, goro_g *g, bool inherit) {
   P *p = m->p;
-  if (!inherit) p->schedtick++;
+  /* Go skips the tick for a runnext G that inherits the time slice; we
+  ** count every schedule, so a spawn chain through runnext cannot keep
+  ** the 61-tick check of the global queue from coming round. */
+  (void)inherit;
+  p->schedtick++;
   atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
   g->m = m;
   m->curg = g;
@@ -816,7 +826,9 @@ int goro_start(int nprocs, goro_reap_fn reap) {
     nprocs = envint("GOMAXPROCS", cpus > 0 ? (int)cpus : 1);
   }
   if (nprocs > GORO_MAXPROCS) nprocs = GORO_MAXPROCS;
+  void (*cf)(void *) = sched.cache_free; /* may be set before start */
   memset(&sched, 0, sizeof sched);
+  sched.cache_free = cf;
   sched.reap = reap;
   sched.maxmcount = envint("GORO_MAXTHREADS", 10000);
   atomic_store(&sched.gomaxprocs, nprocs);

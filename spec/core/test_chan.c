@@ -39,6 +39,7 @@ static goro_step producer_step(goro_g *g, void *ud) {
   int idx;
   bool okv;
   if (s->phase == 1) {
+    s->phase = 0;
     if (goro_select_finish(&idx, &okv) != GORO_OK) s->errors++;
     s->next++;
   }
@@ -69,6 +70,7 @@ static goro_step consumer_step(goro_g *g, void *ud) {
   int idx;
   bool okv;
   if (s->phase == 1) {
+    s->phase = 0;
     int rc = goro_select_finish(&idx, &okv);
     consumer_got(s, rc, okv);
     if (!okv) return GORO_STEP_DONE;
@@ -413,6 +415,7 @@ static goro_step bigsend_step(goro_g *g, void *ud) {
   int idx;
   bool okv;
   if (s->phase == 1) {
+    s->phase = 0;
     s->rc = goro_select_finish(&idx, &okv);
     return GORO_STEP_DONE;
   }
@@ -532,7 +535,7 @@ static void ref_tests(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   goro_start(2, NULL);
   basic_tests();
   goro_stop(MS(5000));

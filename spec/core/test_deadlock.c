@@ -17,7 +17,7 @@
 #include "gop.h"
 #include "tap.h"
 
-#define WATCHDOG_MS 30000
+#define WATCHDOG_MS 120000
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -44,7 +44,7 @@ static int run_cpu_batch(void) {
   atomic_store(&running, 0);
   atomic_store(&max_running, 0);
   for (int i = 0; i < NCPUG; i++) spawn(cpu_step, NULL);
-  int rc = settle();
+  int rc = goro_wait_all(after_ms(20000));
   return rc == GORO_OK ? atomic_load(&max_running) : -1;
 }
 
@@ -96,7 +96,7 @@ static void set_get_tests(void) {
   goro_gomaxprocs(2);
   goro_gomaxprocs(1);
   goro_gomaxprocs(3);
-  rc = settle();
+  rc = goro_wait_all(after_ms(20000));
   ok(rc == GORO_OK && atomic_load(&yields_done) == NYIELDERS,
      "changing GOMAXPROCS 8 -> 2 -> 1 -> 3 while %d Gs run loses none (%d finished)", NYIELDERS,
      atomic_load(&yields_done));
@@ -111,7 +111,7 @@ static void set_get_tests(void) {
   goro_gomaxprocs(6);
   uint64_t v = 12;
   rc = goro_chan_send(c, &v, after_ms(10000));
-  int wrc2 = settle();
+  int wrc2 = goro_wait_all(after_ms(20000));
   ok(wrc == GORO_EDEADLOCK && rc == GORO_OK && wrc2 == GORO_OK && g.val == 12,
      "a G parked across GOMAXPROCS changes is woken normally");
   goro_chan_unref(c);
@@ -178,7 +178,7 @@ static void misc_tests(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   unsetenv("GOMAXPROCS");
   set_get_tests();
   env_tests();

@@ -144,7 +144,7 @@ static void nopark_test(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   others_run_test();
   parallel_blockers_test();
   nopark_test();

@@ -365,7 +365,7 @@ static void reap_tests(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   run_once_tests(1);
   run_once_tests(8);
   run_once_tests(2);

@@ -299,6 +299,7 @@ static goro_step fan_send_step(goro_g *g, void *ud) {
   int idx;
   bool okv;
   if (s->phase == 1) {
+    s->phase = 0;
     goro_select_finish(&idx, &okv);
     s->i++;
   }
@@ -341,6 +342,7 @@ static goro_step fan_select_step(goro_g *g, void *ud) {
   int idx = -1;
   bool okv = false;
   if (f->phase == 1) {
+    f->phase = 0;
     int rc = goro_select_finish(&idx, &okv);
     if (fan_got(f, rc, idx, okv)) return GORO_STEP_DONE;
   }
@@ -495,7 +497,7 @@ static void same_channel_test(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   goro_start(2, NULL);
   uniform_tests();
   goro_stop(MS(5000));

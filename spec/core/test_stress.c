@@ -51,6 +51,16 @@ static atomic_int *producers_left; /* per channel: the last producer closes it *
 static int nchans;
 static atomic_ullong total_sum, total_xor, total_count;
 static atomic_int errors, spawn_errors;
+static atomic_int first_where, first_rc; /* the first failure */
+static const char *const wheres[] = {"none", "a producer's finish", "a producer's send",
+                                     "a consumer's recv/select", "a consumer's index",
+                                     "a recv's finish index"};
+
+static void fail_at(int where, int rc) {
+  int z = 0;
+  if (atomic_compare_exchange_strong(&first_where, &z, where)) atomic_store(&first_rc, rc);
+  atomic_fetch_add(&errors, 1);
+}
 
 static uint64_t value_of(uint32_t id, uint32_t i) {
   uint64_t x = ((uint64_t)id << 32) | i;
@@ -68,7 +78,9 @@ static goro_step producer_step(goro_g *g, void *ud) {
   int idx;
   bool okv;
   if (p->phase == 1) {
-    if (goro_select_finish(&idx, &okv) != GORO_OK) atomic_fetch_add(&errors, 1);
+    p->phase = 0;
+    int rc = goro_select_finish(&idx, &okv);
+    if (rc != GORO_OK) fail_at(1, rc);
     p->i++;
   }
   while (p->i < p->n) {
@@ -78,7 +90,7 @@ static goro_step producer_step(goro_g *g, void *ud) {
       p->phase = 1;
       return GORO_STEP_PARKED;
     }
-    if (rc != GORO_OK) atomic_fetch_add(&errors, 1);
+    if (rc != GORO_OK) fail_at(2, rc);
     p->i++;
   }
   return GORO_STEP_DONE;
@@ -86,7 +98,7 @@ static goro_step producer_step(goro_g *g, void *ud) {
 
 static int consumer_got(consumer *c, int rc, int idx, bool okv) {
   if (rc != GORO_OK || idx < 0 || idx >= c->ncases) {
-    atomic_fetch_add(&errors, 1);
+    fail_at(idx < 0 || idx >= c->ncases ? 4 : 3, rc);
     return 1;
   }
   if (!okv) {
@@ -110,7 +122,9 @@ static goro_step consumer_step(goro_g *g, void *ud) {
   int idx = -1;
   bool okv = false;
   if (c->phase == 1) {
+    c->phase = 0;
     int rc = goro_select_finish(&idx, &okv);
+    if (c->ncases == 1 && idx != 0) fail_at(5, idx);
     if (consumer_got(c, rc, idx, okv)) return GORO_STEP_DONE;
   }
   for (int n = 0;; n++) {
@@ -160,7 +174,7 @@ int main(void) {
   diag("STRESS_SCALE=%g: %d Ps, %d producers + %d consumers, %d channels, %lld values (%u per producer)",
        scale, NPROCS, nprod, ncons, nchans, nvalues, per);
 
-  watchdog(900);
+  watchdog(300);
   int rc = goro_start(NPROCS, NULL);
   ok(rc == GORO_OK, "goro_start(%d)", NPROCS);
 
@@ -214,7 +228,7 @@ int main(void) {
     errs += spawn(spawner_step, &sp[s]) != GORO_OK;
   }
   ok(errs == 0, "%d Gs spawned", ncons + (nprod - half) + nspawners);
-  rc = goro_wait_all(goro_now() + MS(600000));
+  rc = settle();
   double secs = (double)(goro_now() - t0) / 1e9;
   goro_get_stats(&st);
   diag("%.2f s: %.2f M values/s; %lld steals, %lld global gets, %lld Ms started, %lld M parks",
@@ -222,9 +236,10 @@ int main(void) {
        (long long)(st.globalgets - st0.globalgets), (long long)(st.mstarts - st0.mstarts),
        (long long)(st.mparks - st0.mparks));
 
-  ok(rc == GORO_OK, "every G finished: wait_all is GORO_OK (%d)", rc);
-  ok(atomic_load(&errors) == 0 && atomic_load(&spawn_errors) == 0, "no operation failed (%d, %d)",
-     atomic_load(&errors), atomic_load(&spawn_errors));
+  ok(rc == GORO_OK, "every G finished: wait_all is GORO_OK (%d, %lld left)", rc, (long long)goro_numgoroutine());
+  ok(atomic_load(&errors) == 0 && atomic_load(&spawn_errors) == 0,
+     "no operation failed (%d failed, %d spawns failed; first: %s, %d)", atomic_load(&errors),
+     atomic_load(&spawn_errors), wheres[atomic_load(&first_where)], atomic_load(&first_rc));
   ok(atomic_load(&total_count) == (unsigned long long)nvalues, "%lld values received (want %lld)",
      (long long)atomic_load(&total_count), nvalues);
   ok(atomic_load(&total_sum) == want_sum && atomic_load(&total_xor) == want_xor,

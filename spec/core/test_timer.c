@@ -240,7 +240,7 @@ static void timer_wakes_g_test(void) {
 }
 
 int main(void) {
-  watchdog(300);
+  watchdog(120);
   int procs[2] = {1, 4};
   for (int i = 0; i < 2; i++) {
     goro_start(procs[i], NULL);
