@@ -92,6 +92,16 @@ asan: deps
 bench-core: $(BENCH_CORE_BIN)
 	@for b in $(BENCH_CORE_BIN); do $$b; done
 
+# make bench [BENCH_PROCS="1 2 4 8"]: the workloads of bench/, against rocks/.
+BENCH_PROCS ?=
+bench: rock $(BENCH_CORE_BIN)
+	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; \
+	  LUA="$(LUA)" BENCH_PROCS="$(BENCH_PROCS)" sh bench/run.sh
+
+# make demo: the README's first command.
+demo: rock
+	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; $(LUA) examples/demo.lua
+
 clean:
 	rm -rf build build-tsan build-asan rocks
 
@@ -105,7 +115,7 @@ $(BUILD)/lua/%.o: lua/%.c lua/goro_lua.h core/goro.h
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
 
 $(LUA_MOD): $(LUA_OBJ) $(CORE_LIB)
-	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) -o $@
+	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) $(FFI_LIB) -o $@
 
 module: $(LUA_MOD)
 

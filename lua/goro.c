@@ -31,20 +31,12 @@ typedef struct gud {
   gobj *o;
 } gud;
 
-static const char *mt_for(int type) {
-  switch (type) {
-  case GOBJ_CHAN: return MT_CHAN;
-  case GOBJ_WG: return MT_WG;
-  case GOBJ_TIMER: return MT_TIMER;
-  default: return NULL;
-  }
-}
-
 const char *gobj_typename(int type) {
   switch (type) {
   case GOBJ_CHAN: return "channel";
   case GOBJ_WG: return "waitgroup";
   case GOBJ_TIMER: return "timer";
+  case GOBJ_FFI: return "ffi function";
   default: return "goro object";
   }
 }
@@ -73,10 +65,10 @@ void gobj_push(lua_State *L, gobj *o) {
   lua_pop(L, 1);
   gud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->o = o;
-  if (luaL_getmetatable(L, mt_for(o->type)) != LUA_TTABLE) {
+  if (luaL_getmetatable(L, o->mtname) != LUA_TTABLE) {
     lua_pop(L, 1);
-    open_metatables(L);
-    luaL_getmetatable(L, mt_for(o->type));
+    o->openmt(L);
+    luaL_getmetatable(L, o->mtname);
   }
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
@@ -328,6 +320,8 @@ static lchan *lchan_new(lua_State *L, size_t cap) {
   atomic_init(&c->h.refs, 1);
   c->h.type = GOBJ_CHAN;
   c->h.free = lchan_free;
+  c->h.mtname = MT_CHAN;
+  c->h.openmt = open_metatables;
   return c;
 }
 
@@ -620,6 +614,8 @@ static ltimer *ltimer_new(lua_State *L, lua_Number sec, bool periodic) {
   atomic_init(&t->h.refs, 1);
   t->h.type = GOBJ_TIMER;
   t->h.free = ltimer_free;
+  t->h.mtname = MT_TIMER;
+  t->h.openmt = open_metatables;
   t->c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
   int64_t ns = (int64_t)(sec * 1e9);
   t->period = periodic ? ns : 0;
@@ -640,6 +636,8 @@ static void push_chan_of(lua_State *L, goro_chan *c) {
   atomic_init(&lc->h.refs, 1);
   lc->h.type = GOBJ_CHAN;
   lc->h.free = lchan_free;
+  lc->h.mtname = MT_CHAN;
+  lc->h.openmt = open_metatables;
   gobj_push(L, &lc->h);
 }
 
@@ -769,6 +767,8 @@ static int l_waitgroup(lua_State *L) {
   atomic_init(&w->h.refs, 1);
   w->h.type = GOBJ_WG;
   w->h.free = lwg_free;
+  w->h.mtname = MT_WG;
+  w->h.openmt = open_metatables;
   pthread_mutex_init(&w->mu, NULL);
   gobj_push(L, &w->h);
   return 1;
@@ -984,6 +984,22 @@ static void *trace_main(void *arg) {
   return NULL;
 }
 
+/* go.blocking(fn, ...): runs fn with its P handed to another M, for calls
+** known to block (Go's entersyscallblock). Returns fn's results; errors
+** propagate after the P is back. */
+static int l_blocking(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  CHECK_MAIN(L, gstate_of(L));
+  int n = lua_gettop(L);
+  int old = goro_nopark(1); /* nothing inside may park: it runs on this M */
+  goro_enter_blocking();
+  int st = lua_pcall(L, n - 1, LUA_MULTRET, 0);
+  goro_exit_blocking();
+  goro_nopark(old);
+  if (st != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
 /* ------------------------------------------------------------ module */
 
 static int runtime_gc(lua_State *L) {
@@ -1019,12 +1035,16 @@ static const luaL_Reg wg_methods[] = {
   {"add", wg_add}, {"done", wg_done}, {"wait", wg_wait}, {"count", wg_count},
   {NULL, NULL}};
 
-static void newmt(lua_State *L, const char *name, const luaL_Reg *methods) {
+void gobj_newmt(lua_State *L, const char *name) {
   luaL_newmetatable(L, name);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "__goro");
   lua_pushcfunction(L, obj_gc);
   lua_setfield(L, -2, "__gc");
+}
+
+static void newmt(lua_State *L, const char *name, const luaL_Reg *methods) {
+  gobj_newmt(L, name);
   if (methods) {
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
@@ -1053,6 +1073,7 @@ static const luaL_Reg funcs[] = {
   {"ticker", l_ticker}, {"now", l_now}, {"yield", l_yield},
   {"gomaxprocs", l_gomaxprocs}, {"numgoroutine", l_numgoroutine}, {"id", l_id},
   {"stats", l_stats}, {"wait", l_wait}, {"waitgroup", l_waitgroup},
+  {"blocking", l_blocking},
   {NULL, NULL}};
 
 /* __index of the module: the pure-Lua pattern library loads on first use
@@ -1070,7 +1091,15 @@ static int lazy_pattern(lua_State *L) {
   }
   lua_pushstring(L, mod);
   lua_call(L, 1, 1);
-  lua_getfield(L, -1, lua_tostring(L, 2));
+  const char *key = lua_tostring(L, 2);
+  if (strncmp(mod, "goro.", 5) == 0 && strcmp(mod + 5, key) == 0) {
+    /* go.ffi, go.context...: the module itself */
+  } else {
+    lua_getfield(L, -1, key);
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1); /* cache it in the module table */
   return 1;
 }
 
@@ -1079,7 +1108,8 @@ static const char *patterns[][2] = {
   {"cond", "goro.sync"}, {"semaphore", "goro.sync"}, {"singleflight", "goro.sync"},
   {"context", "goro.context"}, {"errgroup", "goro.errgroup"}, {"pool", "goro.pool"},
   {"map", "goro.pool"}, {"pipeline", "goro.pool"}, {"merge", "goro.pool"},
-  {"generate", "goro.pool"}, {"limiter", "goro.pool"}, {NULL, NULL}};
+  {"generate", "goro.pool"}, {"limiter", "goro.pool"}, {"ffi", "goro.ffi"},
+  {NULL, NULL}};
 
 int luaopen_goro(lua_State *L) {
   bool main = goro_self() == NULL;
@@ -1101,6 +1131,12 @@ int luaopen_goro(lua_State *L) {
     /* inherit package paths; the runtime stops when this state closes */
     lua_getglobal(L, "package");
     if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "preload");
+      if (lua_istable(L, -1)) {
+        lua_pushcfunction(L, goro_open_ffi);
+        lua_setfield(L, -2, "goro.ffi");
+      }
+      lua_pop(L, 1);
       lua_getfield(L, -1, "path");
       lua_getfield(L, -2, "cpath");
       gstate_set_paths(lua_tostring(L, -2), lua_tostring(L, -1));

@@ -31,13 +31,18 @@
 /* ---------------------------------------------------------- shared objects
 ** A goro object (channel, waitgroup, mutex, ...) is a C struct shared by
 ** reference between states: each state's userdata holds one reference. */
-enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER };
+enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI };
 
 typedef struct gobj {
   _Atomic int refs;   /* one per userdata in any state, + one per message */
   int type;           /* GOBJ_* */
   void (*free)(struct gobj *o);
+  const char *mtname; /* its userdata's metatable in the registry */
+  void (*openmt)(lua_State *L); /* registers mtname in a state lacking it */
 } gobj;
+
+/* Registers a goro object metatable: marks it (__goro) and sets __gc. */
+void gobj_newmt(lua_State *L, const char *name);
 
 static inline void gobj_ref(gobj *o) {
   /* relaxed: made from an existing reference. */
@@ -159,6 +164,8 @@ int goro_print(lua_State *L);
 
 /* Opens the module (shared by the main state and goroutine states). */
 int luaopen_goro(lua_State *L);
+/* Opens go.ffi (ffi.c), preloaded as "goro.ffi" in every state. */
+int goro_open_ffi(lua_State *L);
 
 #define GORO_REG_ENV "goro.env"       /* the goroutine's fresh globals */
 #define GORO_REG_BASE "goro.baseline" /* main: names of pre-existing globals */

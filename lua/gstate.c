@@ -179,6 +179,8 @@ static int open_package(lua_State *L) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_goro);
   lua_setfield(L, -2, "goro");
+  lua_pushcfunction(L, goro_open_ffi);
+  lua_setfield(L, -2, "goro.ffi");
   lua_pop(L, 1);
   return 1;
 }
