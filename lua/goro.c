@@ -1091,12 +1091,10 @@ static int lazy_pattern(lua_State *L) {
   }
   lua_pushstring(L, mod);
   lua_call(L, 1, 1);
-  const char *key = lua_tostring(L, 2);
-  if (strncmp(mod, "goro.", 5) == 0 && strcmp(mod + 5, key) == 0) {
-    /* go.ffi, go.context...: the module itself */
-  } else {
-    lua_getfield(L, -1, key);
-  }
+  /* go.mutex is goro.sync's field `mutex`; go.context, go.ffi (no such
+  ** field) are the modules themselves */
+  if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, lua_tostring(L, 2)) == LUA_TNIL)
+    lua_pop(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, 1); /* cache it in the module table */
