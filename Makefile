@@ -30,6 +30,14 @@ CORE_LIB := $(BUILD)/libgoro.a
 SPEC_CORE_SRC := $(wildcard spec/core/test_*.c)
 SPEC_CORE_BIN := $(SPEC_CORE_SRC:%.c=$(BUILD)/%)
 
+LUA_SRC := $(wildcard lua/*.c)
+LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/%.o)
+LUA_MOD := $(BUILD)/goro.so
+HOST := $(BUILD)/lua-host
+ROCKS := rocks
+LUAROCKS := luarocks --lua-version $(LUA_VERSION)
+SPEC_LUA := $(sort $(wildcard spec/*_spec.lua))
+
 BENCH_CORE_SRC := $(wildcard bench/core_*.c)
 BENCH_CORE_BIN := $(BENCH_CORE_SRC:%.c=$(BUILD)/%)
 
@@ -47,7 +55,7 @@ $(CORE_LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/spec/core/%: spec/core/%.c spec/core/tap.h $(CORE_LIB)
+$(BUILD)/spec/core/%: spec/core/%.c $(wildcard spec/core/*.h) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -iquote core -Ispec/core $< $(CORE_LIB) $(LDFLAGS_ALL) -o $@
 
@@ -63,8 +71,6 @@ deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
 # --- tests ------------------------------------------------------------------
-SPEC_LUA := $(sort $(wildcard spec/*_spec.lua))
-
 test-core: $(SPEC_CORE_BIN)
 	@sh spec/run.sh $(SPEC_CORE_BIN)
 
@@ -106,9 +112,6 @@ clean:
 	rm -rf build build-tsan build-asan rocks
 
 # --- the Lua module -----------------------------------------------------------
-LUA_SRC := $(wildcard lua/*.c)
-LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/%.o)
-LUA_MOD := $(BUILD)/goro.so
 
 $(BUILD)/lua/%.o: lua/%.c lua/goro_lua.h core/goro.h
 	@mkdir -p $(dir $@)
@@ -128,14 +131,11 @@ install: $(LUA_MOD)
 	for f in lua/goro/*.lua; do [ -e "$$f" ] && cp "$$f" $(INST_LUADIR)/goro/ || true; done
 
 # A local LuaRocks tree (rocks/): the tests load goro from there, as a user would.
-ROCKS := rocks
-LUAROCKS := luarocks --lua-version $(LUA_VERSION)
 rock: deps
 	$(LUAROCKS) --tree $(ROCKS) make goro-scm-1.rockspec >$(BUILD)/rock.log 2>&1 || \
 	  { cat $(BUILD)/rock.log; exit 1; }
 
 # A small Lua host linked with the sanitizer runtime (lua5.4 is not).
-HOST := $(BUILD)/lua-host
 $(HOST): spec/host.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) $< $(LUA_LIB) -lm -ldl $(LDFLAGS_ALL) -o $@

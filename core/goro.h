@@ -26,7 +26,7 @@
 **     block the thread on a futex after a short spin, and report
 **     GORO_EDEADLOCK when no G could ever wake them (only for waits without
 **     a deadline: a wait with one ends at its deadline, as a Go select with
-**     a time.After case does), GORO_EINTR after goro_interrupt(). Deadlock
+**     a time.After case does; goro_wait_all reports it at once either way), GORO_EINTR after goro_interrupt(). Deadlock
 **     detection assumes one outside thread blocks at a time (the Lua main
 **     state): outside threads waking each other are not seen.
 */

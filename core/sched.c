@@ -43,6 +43,9 @@
 #include "sched.h"
 
 sched_t sched;
+#if defined(__SANITIZE_THREAD__)
+_Atomic int sched_fence_word;
+#endif
 _Thread_local M *tls_m;
 
 #if !defined(SPIN_ROUNDS_M)
@@ -240,7 +243,7 @@ fail:
 void wakep(void) {
   /* seq_cst: orders our queue write before these reads (StoreLoad) against
   ** the spinner's npidle/nmspinning update before its queue re-check. */
-  atomic_thread_fence(memory_order_seq_cst);
+  SEQ_CST_FENCE();
   if (atomic_load_explicit(&sched.npidle, memory_order_seq_cst) == 0) return;
   int z = 0;
   if (atomic_load_explicit(&sched.nmspinning, memory_order_seq_cst) != 0 ||
@@ -508,7 +511,7 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
     if (all_gone && atomic_load_explicit(&sched.ngs, memory_order_acquire) == 0) break;
     if (outside && atomic_load_explicit(&sched.interrupted, memory_order_acquire))
       why = GORO_EINTR;
-    else if (outside && deadline == GORO_FOREVER &&
+    else if (outside && (deadline == GORO_FOREVER || all_gone) &&
              atomic_load_explicit(&sched.nactive, memory_order_acquire) == 0)
       why = GORO_EDEADLOCK;
     else if (deadline > 0 && goro_now() >= deadline) why = GORO_ETIMEDOUT;
@@ -655,7 +658,7 @@ release:
   if (wasspinning) {
     /* seq_cst: see the header; pairs with the fence in wakep(). Go's
     ** findRunnable re-checks every run queue, the global one included. */
-    atomic_thread_fence(memory_order_seq_cst);
+    SEQ_CST_FENCE();
     bool work = atomic_load_explicit(&sched.runqsize, memory_order_seq_cst) > 0;
     for (int i = 0; i < procs && !work; i++) work = !runqempty(sched.allp[i]);
     if (work) {

@@ -187,6 +187,16 @@ static inline uint64_t fastrand(uint64_t *s) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* A full fence. ThreadSanitizer does not model fences (gcc rejects them
+** under -fsanitize=thread), so there a seq_cst read-modify-write of a
+** shared word stands in: TSan then sees the same ordering. */
+#if defined(__SANITIZE_THREAD__)
+extern _Atomic int sched_fence_word;
+#define SEQ_CST_FENCE() atomic_fetch_add_explicit(&sched_fence_word, 0, memory_order_seq_cst)
+#else
+#define SEQ_CST_FENCE() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 #define STAT_ADD(c, n) atomic_fetch_add_explicit(&sched.c, (n), memory_order_relaxed)
 
 /* runq.c */

@@ -1002,9 +1002,11 @@ static int l_blocking(lua_State *L) {
 
 /* ------------------------------------------------------------ module */
 
-static int runtime_gc(lua_State *L) {
-  (void)L;
+/* Stops the runtime: at the main state's close, or at process exit (a
+** script's os.exit does not close the state). */
+static void shutdown_runtime(void) {
   if (atomic_exchange(&tracing, 0)) pthread_join(tracer, NULL);
+  if (!goro_running()) return;
   int rc = goro_stop(200000000); /* running steps get 200 ms to return */
   if (rc == GORO_OK) {
     pthread_mutex_lock(&ticklock);
@@ -1014,6 +1016,11 @@ static int runtime_gc(lua_State *L) {
     nleaked_ticks = 0;
     pthread_mutex_unlock(&ticklock);
   }
+}
+
+static int runtime_gc(lua_State *L) {
+  (void)L;
+  shutdown_runtime();
   int unhandled = atomic_load(&errors_ever);
   free_errors();
   gstate_set_paths(NULL, NULL);
@@ -1116,6 +1123,8 @@ int luaopen_goro(lua_State *L) {
     int rc = goro_start(0, gstate_reap);
     if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
     goro_set_cache_free(gstate_cache_free);
+    static bool atexit_done;
+    if (!atexit_done) atexit_done = atexit(shutdown_runtime) == 0;
     xfer_selfcheck(L);
     const char *tr = getenv("GORO_SCHEDTRACE");
     int ms = tr ? atoi(tr) : 0;
