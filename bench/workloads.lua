@@ -117,6 +117,7 @@ function W.W2()
     pong:close()
   end, ping, pong)
   go(function(ping, pong, done, n)
+    local go = require "goro"
     local t0 = go.now()
     local v = 0
     for _ = 1, n do
@@ -211,6 +212,7 @@ function W.W6()
     end, chans[i], per)
   end
   go(function(c1, c2, c3, c4, done)
+    local go = require "goro"
     local cases = {{c1, "recv"}, {c2, "recv"}, {c3, "recv"}, {c4, "recv"}}
     local open, sum, count = 4, 0, 0
     local select = go.select
