@@ -120,6 +120,12 @@ int goro_nopark(int on);
 ** for one if none is idle. No-ops outside a G. */
 void goro_enter_blocking(void);
 void goro_exit_blocking(void);
+/* Like goro_enter_blocking, for calls that are usually short (Go's
+** entersyscall): the P stays, marked in a syscall; sysmon hands it to
+** another M if the call lasts over ~1 ms ("retake"). Leave it with
+** goro_exit_blocking, which takes the P back with one CAS if it is still
+** there. */
+void goro_enter_syscall(void);
 
 /* Outside threads: wake every outside wait with GORO_EINTR, and keep failing
 ** outside waits with GORO_EINTR until goro_interrupt_clear(). */
@@ -132,6 +138,13 @@ int goro_wait_all(int64_t deadline);
 
 /* Number of live Gs (runnable, running, blocked, parked). */
 int64_t goro_numgoroutine(void);
+
+/* Preemption (sysmon.c): a G that has run 10 ms without returning to the
+** scheduler gets its preempt flag set and, with signo > 0, signo is sent to
+** its M's thread (the binding's handler makes the G yield). 0: flag only. */
+void goro_set_preempt_signal(int signo);
+/* Takes (and clears) g's pending preemption request. */
+bool goro_preempt_take(goro_g *g);
 
 /* ---------------------------------------------------------------- channels */
 
@@ -223,7 +236,7 @@ typedef struct goro_stats {
   int64_t handoffs;     /* Ps handed off around a blocking call */
   int64_t chanops;      /* channel sends + receives completed */
   int64_t preemptions;  /* Gs asked to yield by sysmon */
-  int64_t retakes;      /* Ps retaken from Ms stuck in C */
+  int64_t retakes;      /* Ps retaken from Ms in a long syscall */
   int threads;          /* Ms alive */
   int idlethreads;      /* Ms parked */
   int spinning;         /* Ms spinning */

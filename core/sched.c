@@ -688,7 +688,7 @@ static void gdestroy(P *p, goro_g *g) {
   active_add(-1);
 }
 
-static void execute(M *m, goro_g *g, bool inherit) {
+static goro_step execute(M *m, goro_g *g, bool inherit) {
   P *p = m->p;
   /* Go skips the tick for a runnext G that inherits the time slice; we
   ** count every schedule, so a spawn chain through runnext cannot keep
@@ -698,9 +698,14 @@ static void execute(M *m, goro_g *g, bool inherit) {
   atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
   g->m = m;
   m->curg = g;
+  atomic_store_explicit(&g->preempt, 0, memory_order_relaxed); /* stale */
   atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
+  /* release: sysmon's acquire loads see a consistent M/G pair. */
+  atomic_store_explicit(&p->curm, m, memory_order_release);
+  atomic_store_explicit(&p->curg, g, memory_order_release);
   goro_step r = g->fn(g, g->ud);
   p = m->p; /* a blocking call may have come back on another P */
+  if (p) atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->curg = NULL;
   g->m = NULL;
   if (!p) { /* came back from a blocking call while the runtime stops */
@@ -708,7 +713,7 @@ static void execute(M *m, goro_g *g, bool inherit) {
       atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
       atomic_fetch_sub_explicit(&sched.ngs, 1, memory_order_relaxed);
     }
-    return;
+    return r;
   }
   switch (r) {
   case GORO_STEP_DONE:
@@ -736,6 +741,7 @@ static void execute(M *m, goro_g *g, bool inherit) {
     break;
   }
   }
+  return r;
 }
 
 static void schedule(M *m) {
@@ -744,8 +750,25 @@ static void schedule(M *m) {
     goro_g *g = findrunnable(m, &inherit);
     if (!g) return;
     if (m->spinning) resetspinning(m);
-    execute(m, g, inherit);
+    goro_step r = execute(m, g, inherit);
     if (!m->p) return;
+    /* Ms back from a blocking call wait for a P with their G's C frames on
+    ** their stacks (we cannot move them to a queue as Go does): give them
+    ** this P when our G yielded, and every 61st tick. */
+    if (atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0 &&
+        (r == GORO_STEP_YIELDED || m->p->schedtick % SCHED_FAIRNESS == 0)) {
+      lock_acquire(&sched.lock);
+      if (sched.waitp) {
+        P *p = m->p;
+        m->p = NULL;
+        pidleput(p); /* goes to the waiting M */
+        lock_release(&sched.lock);
+        stopm(m);
+        if (!m->p) return;
+      } else {
+        lock_release(&sched.lock);
+      }
+    }
   }
 }
 
@@ -771,6 +794,7 @@ void goro_enter_blocking(void) {
   if (!m || !m->curg || !m->p) return;
   P *p = m->p;
   atomic_store_explicit(&m->curg->status, G_SYSCALL, memory_order_relaxed);
+  atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->oldp = p;
   m->p = NULL;
   atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
@@ -778,9 +802,57 @@ void goro_enter_blocking(void) {
   handoffp(p);
 }
 
+/* Go's entersyscall: the P stays with this M, marked P_SYSCALL; if the
+** call lasts, sysmon retakes it (sysmon.c). Cheap when the call is short:
+** exit_blocking takes the P back with one CAS. */
+void goro_enter_syscall(void) {
+  M *m = tls_m;
+  if (!m || !m->curg || !m->p) return;
+  P *p = m->p;
+  atomic_store_explicit(&m->curg->status, G_SYSCALL, memory_order_relaxed);
+  atomic_store_explicit(&p->curg, NULL, memory_order_release);
+  m->oldp = p;
+  m->p = NULL;
+  atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+  /* release: everything this M did with the P is visible to a retaker. */
+  atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
+}
+
+/* sysmon: takes a P from an M that has been in a syscall too long. */
+bool retake_syscall(P *p) {
+  int st = P_SYSCALL;
+  /* acquire: pairs with enter_syscall's release; P_RETAKEN holds it while
+  ** handoffp decides (it sets the P's next status). */
+  if (!atomic_compare_exchange_strong_explicit(&p->status, &st, P_RETAKEN,
+                                               memory_order_acquire,
+                                               memory_order_relaxed))
+    return false;
+  STAT_ADD(c_retake, 1);
+  STAT_ADD(c_handoffs, 1);
+  handoffp(p);
+  return true;
+}
+
 void goro_exit_blocking(void) {
   M *m = tls_m;
   if (!m || !m->curg || m->p) return;
+  if (m->oldp) { /* fast path: our P was not retaken (exitsyscallfast) */
+    int st = P_SYSCALL;
+    /* acquire: pairs with the release in enter_syscall (same thread) and
+    ** orders against sysmon's CAS: exactly one of us wins the P. */
+    if (atomic_compare_exchange_strong_explicit(&m->oldp->status, &st, P_RUNNING,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)) {
+      P *p = m->oldp;
+      m->oldp = NULL;
+      m->p = p;
+      atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+      atomic_store_explicit(&p->curm, m, memory_order_release);
+      atomic_store_explicit(&p->curg, m->curg, memory_order_release);
+      atomic_store_explicit(&m->curg->status, G_RUNNING, memory_order_relaxed);
+      return;
+    }
+  }
   lock_acquire(&sched.lock);
   P *p = NULL;
   if (m->oldp && m->oldp->id < atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed))
@@ -800,7 +872,12 @@ void goro_exit_blocking(void) {
     lock_release(&sched.lock);
   }
   m->oldp = NULL;
-  if (p) acquirep(m, p); /* NULL: the runtime stops; execute() sees it */
+  if (p) { /* NULL: the runtime stops; execute() sees it */
+    acquirep(m, p);
+    atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->curm, m, memory_order_release);
+    atomic_store_explicit(&p->curg, m->curg, memory_order_release);
+  }
   atomic_store_explicit(&m->curg->status, G_RUNNING, memory_order_relaxed);
 }
 
@@ -845,6 +922,7 @@ int goro_start(int nprocs, goro_reap_fn reap) {
   lock_release(&sched.lock);
   timers_init();
   atomic_store_explicit(&sched.running, 1, memory_order_release);
+  sysmon_start();
   return GORO_OK;
 }
 
@@ -905,6 +983,7 @@ int goro_stop(int64_t timeout_ns) {
   if (!goro_running()) return GORO_OK;
   if (goro_self()) return GORO_EINVAL;
   atomic_store_explicit(&sched.stopping, 1, memory_order_release);
+  sysmon_stop();
   timers_fini();
   int64_t deadline = goro_now() + timeout_ns;
   bool stuck = false;

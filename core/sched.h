@@ -87,7 +87,7 @@ struct goro_g {
 };
 
 /* P status. */
-enum { P_IDLE, P_RUNNING, P_SYSCALL, P_GONE };
+enum { P_IDLE, P_RUNNING, P_SYSCALL, P_GONE, P_RETAKEN }; /* P_RETAKEN: sysmon owns it, handing it off */
 
 struct P {
   int id;
@@ -107,6 +107,8 @@ struct P {
   int ngfree;
   uint64_t rand;             /* owner's PRNG state */
   _Atomic int64_t chanops;   /* owner adds (relaxed), stats read */
+  _Atomic(goro_g *) curg;    /* G whose step runs on this P (sysmon reads) */
+  _Atomic(M *) curm;         /* ... and its M */
 };
 
 struct M {
@@ -226,5 +228,11 @@ void timers_wake_sleeper(void);
 
 /* chan.c */
 void select_cancel_all(goro_g *g);
+
+bool retake_syscall(P *p);  /* sysmon: P_SYSCALL too long -> handoff */
+
+/* sysmon.c */
+void sysmon_start(void);
+void sysmon_stop(void);
 
 #endif

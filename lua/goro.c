@@ -1123,6 +1123,7 @@ int luaopen_goro(lua_State *L) {
     int rc = goro_start(0, gstate_reap);
     if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
     goro_set_cache_free(gstate_cache_free);
+    gstate_init_preemption();
     static bool atexit_done;
     if (!atexit_done) atexit_done = atexit(shutdown_runtime) == 0;
     xfer_selfcheck(L);

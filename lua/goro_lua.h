@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "lauxlib.h"
@@ -147,6 +148,9 @@ void gstate_spawn(lua_State *L, int idx, int n);
 lua_CFunction gstate_opener(const char *name);
 void gstate_set_paths(const char *path, const char *cpath);
 void gstate_cache_free(void *p);
+/* Preemption by signal (see gstate.c); called once by the main state. */
+#define GORO_PREEMPT_SIGNAL SIGURG
+void gstate_init_preemption(void);
 void gstate_reap(goro_g *g, void *ud);
 /* The environment table user code of this goroutine runs in (globals). */
 void gstate_push_env(lua_State *L);

@@ -22,11 +22,80 @@
 ** operation whether every resume between it and the step can yield; where
 ** one cannot (a C boundary), the operation blocks the M with a handoff.
 */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "goro_lua.h"
+
+/* ------------------------------------------------------------ preemption
+** sysmon (core/sysmon.c) sends GORO_PREEMPT_SIGNAL to the thread of a
+** goroutine that ran 10 ms without yielding. The handler runs on that
+** thread: if a goroutine's Lua code runs there, it arms a one-shot count
+** hook on the innermost running coroutine (lua.c does the same from its
+** SIGINT handler; lua_sethook from another thread would race with the
+** owner, so only the owner's thread arms it). The hook puts the user's own
+** hook back and yields, if the coroutine chain can yield up to the
+** scheduler; else the request is dropped and sysmon repeats it in 10 ms.
+** A hook still armed when the coroutine stops running (it parked, or
+** finished) is disarmed right after its lua_resume returns. */
+
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static _Thread_local lua_State *volatile tls_running TLS_IE; /* innermost running */
+static _Thread_local lua_State *volatile tls_armed TLS_IE;   /* hook armed on */
+static _Thread_local lua_Hook tls_uhook TLS_IE;               /* the user's hook */
+static _Thread_local int tls_umask TLS_IE, tls_ucount TLS_IE;
+
+static void preempt_hook(lua_State *L, lua_Debug *ar);
+
+static void arm(lua_State *L) {
+  tls_uhook = lua_gethook(L);
+  tls_umask = lua_gethookmask(L);
+  tls_ucount = lua_gethookcount(L);
+  tls_armed = L;
+  lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
+static void disarm(void) {
+  lua_State *L = tls_armed;
+  if (!L) return;
+  tls_armed = NULL;
+  lua_sethook(L, tls_uhook, tls_umask, tls_ucount);
+}
+
+static void on_preempt_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  lua_State *L = tls_running;
+  if (L && !tls_armed) arm(L);
+  errno = saved;
+}
+
+static void preempt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (tls_armed == L) disarm();
+  gstate *s = gstate_of(L);
+  if (!s || !goro_preempt_take(goro_self())) return;
+  if (gstate_canpark(L, s)) {
+    s->preempted = 1;
+    lua_yield(L, 0);
+  }
+}
+
+/* Installs the handler once per process (main state). */
+void gstate_init_preemption(void) {
+  static bool done;
+  if (done) return;
+  done = true;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_preempt_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(GORO_PREEMPT_SIGNAL, &sa, NULL) == 0) goro_set_preempt_signal(GORO_PREEMPT_SIGNAL);
+}
 
 /* package.path / cpath of the main state, inherited by goroutine states */
 static char *main_path, *main_cpath;
@@ -70,7 +139,14 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
   int saved = s ? s->chain_ok : 0;
   if (s) s->chain_ok = lua_isyieldable(L) && (L == s->co || saved);
   int nres;
+  lua_State *outer = tls_running;
+  tls_running = co;
   int st = lua_resume(co, L, narg, &nres);
+  tls_running = outer;
+  if (tls_armed == co) { /* a request that co did not serve: L serves it */
+    disarm();
+    if (outer) arm(outer);
+  }
   if (s) s->chain_ok = saved;
   if (st == LUA_YIELD && s && (s->parking || s->preempted)) {
     lua_pop(co, nres);
@@ -185,6 +261,58 @@ static int open_package(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------- blocking library functions
+** In goroutine states the library functions that may block the thread
+** (os.execute, reads and writes of files and pipes) run as a syscall: the
+** P stays marked, and sysmon hands it to another M if the call lasts over
+** ~1 ms (Go's entersyscall / retake), so a goroutine in `os.execute("sleep
+** 1")` does not stall the others on its P. */
+
+static int syscall_k(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  int old = goro_nopark(1);
+  goro_enter_syscall();
+  int st = lua_pcall(L, n, LUA_MULTRET, 0);
+  goro_exit_blocking();
+  goro_nopark(old);
+  if (st != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+/* Wraps the listed C functions of the table at idx. */
+static void wrap_blocking(lua_State *L, int idx, const char *const *names) {
+  idx = lua_absindex(L, idx);
+  for (; *names; names++) {
+    if (lua_getfield(L, idx, *names) == LUA_TFUNCTION && lua_iscfunction(L, -1)) {
+      lua_pushcclosure(L, syscall_k, 1);
+      lua_setfield(L, idx, *names);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
+static int open_os(lua_State *L) {
+  static const char *const blocking[] = {"execute", "remove", "rename", "tmpname", NULL};
+  luaopen_os(L);
+  wrap_blocking(L, -1, blocking);
+  return 1;
+}
+
+static int open_io(lua_State *L) {
+  static const char *const lib[] = {"read", "write", "popen", "close", "open", NULL};
+  static const char *const methods[] = {"read", "write", "close", "flush", "seek", NULL};
+  luaopen_io(L);
+  wrap_blocking(L, -1, lib);
+  if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE &&
+      lua_getfield(L, -1, "__index") == LUA_TTABLE)
+    wrap_blocking(L, -1, methods);
+  lua_settop(L, lua_gettop(L) - 2);
+  return 1;
+}
+
 /* ---------------------------------------------------- lazy libraries */
 
 static const struct {
@@ -193,7 +321,7 @@ static const struct {
 } lazylibs[] = {
   {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
   {LUA_MATHLIBNAME, luaopen_math}, {LUA_COLIBNAME, open_coroutine},
-  {LUA_IOLIBNAME, luaopen_io}, {LUA_OSLIBNAME, luaopen_os},
+  {LUA_IOLIBNAME, open_io}, {LUA_OSLIBNAME, open_os},
   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_DBLIBNAME, luaopen_debug},
   {LUA_LOADLIBNAME, open_package}, {NULL, NULL}};
 
@@ -371,7 +499,10 @@ static goro_step gstep(goro_g *g, void *ud) {
     s->nargs = 1;
   }
   int nres;
+  tls_running = s->co;
   int st = lua_resume(s->co, NULL, s->nargs, &nres);
+  tls_running = NULL;
+  disarm();
   s->nargs = 0;
   if (st == LUA_YIELD) {
     lua_pop(s->co, nres);

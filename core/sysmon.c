@@ -1,0 +1,110 @@
+/*
+** sysmon.c — the system monitor (Go's sysmon): a thread without a P that
+** looks at every P each millisecond and asks a G that has run for more than
+** GORO_PREEMPT_NS without going back to the scheduler to yield.
+**
+** A P's `tick` changes at every schedule (execute). If sysmon sees the
+** same tick for 10 ms, the G running there has held the P that long: sysmon
+** sets the G's `preempt` flag and, if the binding asked for it, sends the
+** preemption signal to that M's thread (Go's preemptone + SIGURG). The
+** binding's handler, on that thread, arms a one-shot hook that makes the
+** running code yield; the G goes to the back of the global queue. If the G
+** cannot yield yet (a C boundary), the request is repeated every 10 ms.
+**
+** sysmon reads p->curg / p->curm (atomics written by the owner in
+** execute()); Ms and Gs are never freed while the runtime runs, so a stale
+** pointer at worst signals a thread that no longer runs that G: the
+** handler checks its own thread's state and the G's flag.
+*/
+#include <signal.h>
+
+#include "sched.h"
+
+#if !defined(GORO_PREEMPT_NS)
+#define GORO_PREEMPT_NS 10000000 /* 10 ms, as Go's forcePreemptNS */
+#endif
+#define SYSMON_PERIOD_NS 1000000 /* look every 1 ms */
+
+static struct {
+  note_t note;          /* sysmon sleeps here; woken to stop */
+  _Atomic int stop;
+  _Atomic int signo;    /* preemption signal, 0: flag only */
+  bool started;
+  pthread_t thread;
+  uint32_t lasttick[GORO_MAXPROCS]; /* sysmon only */
+  int64_t since[GORO_MAXPROCS];     /* sysmon only: when lasttick was seen */
+} S;
+
+void goro_set_preempt_signal(int signo) {
+  atomic_store_explicit(&S.signo, signo, memory_order_relaxed);
+}
+
+bool goro_preempt_take(goro_g *g) {
+  /* acquire: pairs with sysmon's release store of the flag. */
+  return g && atomic_exchange_explicit(&g->preempt, 0, memory_order_acquire) != 0;
+}
+
+static void preemptone(P *p, int64_t now) {
+  goro_g *g = atomic_load_explicit(&p->curg, memory_order_acquire);
+  M *m = atomic_load_explicit(&p->curm, memory_order_acquire);
+  if (!g || !m) return;
+  /* release: the handler's acquire exchange sees the request. */
+  atomic_store_explicit(&g->preempt, 1, memory_order_release);
+  STAT_ADD(c_preempt, 1);
+  int signo = atomic_load_explicit(&S.signo, memory_order_relaxed);
+  if (signo > 0) pthread_kill(m->thread, signo);
+  S.since[p->id] = now; /* ask again in GORO_PREEMPT_NS if it did not yield */
+}
+
+static void *sysmon_main(void *arg) {
+  (void)arg;
+  while (!atomic_load_explicit(&S.stop, memory_order_acquire)) {
+    note_clear(&S.note);
+    note_sleep(&S.note, 0, goro_now() + SYSMON_PERIOD_NS);
+    int64_t now = goro_now();
+    int procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    for (int i = 0; i < procs && i < GORO_MAXPROCS; i++) {
+      P *p = sched.allp[i];
+      if (!p) continue;
+      uint32_t t = atomic_load_explicit(&p->tick, memory_order_relaxed);
+      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_SYSCALL) {
+        /* in a syscall since the last look (>= 1 ms): hand the P off */
+        if (t == S.lasttick[i] && S.since[i] != 0 && retake_syscall(p)) {
+          S.since[i] = 0;
+          continue;
+        }
+        if (t != S.lasttick[i] || S.since[i] == 0) {
+          S.lasttick[i] = t;
+          S.since[i] = now;
+        }
+        continue;
+      }
+      bool busy = atomic_load_explicit(&p->status, memory_order_relaxed) == P_RUNNING &&
+                  atomic_load_explicit(&p->curg, memory_order_relaxed) != NULL;
+      if (!busy || t != S.lasttick[i]) {
+        S.lasttick[i] = t;
+        S.since[i] = now;
+        continue;
+      }
+      if (now - S.since[i] >= GORO_PREEMPT_NS) preemptone(p, now);
+    }
+  }
+  return NULL;
+}
+
+void sysmon_start(void) {
+  atomic_store(&S.stop, 0);
+  note_clear(&S.note);
+  for (int i = 0; i < GORO_MAXPROCS; i++) {
+    S.lasttick[i] = 0;
+    S.since[i] = 0;
+  }
+  S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
+}
+
+void sysmon_stop(void) {
+  atomic_store_explicit(&S.stop, 1, memory_order_release);
+  note_wakeup(&S.note);
+  if (S.started) pthread_join(S.thread, NULL);
+  S.started = false;
+}
