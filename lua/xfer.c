@@ -1158,9 +1158,13 @@ void xfer_drop_val(void *elem) {
 /* Tracks package.loaded so module tables can be named (T_MODULE): a
 ** __newindex on package.loaded records each new module. */
 static int loaded_newindex(lua_State *L) {
+  lua_settop(L, 3);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
   lua_rawset(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "goro.modnames");
-  if (lua_type(L, 3) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
+  if (lua_type(L, 3) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING &&
+      lua_type(L, -1) == LUA_TTABLE) {
     lua_pushvalue(L, 3);
     lua_pushvalue(L, 2);
     lua_rawset(L, -3);

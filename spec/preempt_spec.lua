@@ -1,0 +1,200 @@
+-- preempt_spec.lua — preemption (sysmon + signal + one-shot hook), blocking
+-- library calls handed off as syscalls (retake), go.blocking.
+--
+-- Under ThreadSanitizer signals reach a thread only at its next libc call,
+-- so a pure-Lua loop never sees one: `make tsan` sets GORO_TSAN=1 and the
+-- tests that need a signal-driven preemption are skipped there (they run
+-- in the plain and the ASan builds).
+local lu = require "luaunit"
+local go = require "goro"
+
+local TSAN = os.getenv("GORO_TSAN") == "1"
+
+local function with_procs(n, f)
+  local old = go.gomaxprocs(n)
+  local ok, err = pcall(f)
+  go.gomaxprocs(old)
+  if not ok then error(err, 0) end
+end
+
+-- A goroutine that spins until told to stop; returns (stop, spins) channels.
+local function spinner(body)
+  local stop, spins = go.chan(1), go.chan(1)
+  go(function()
+    local n = 0
+    while true do
+      n = n + 1
+      if body then body() end
+      if n % 50000 == 0 then
+        local _, ok = stop:tryrecv()
+        if ok then spins:send(n) return end
+      end
+    end
+  end)
+  return stop, spins
+end
+
+local function pingpong(rounds)
+  local a, b, done = go.chan(), go.chan(), go.chan()
+  go(function() for i = 1, rounds do a:send(i) assert(b:recv() == i) end done:send(rounds) end)
+  go(function() for _ = 1, rounds do b:send(a:recv()) end end)
+  return done
+end
+
+function test_busy_loop_does_not_stop_a_pingpong_pair_on_one_P()
+  if TSAN then return end
+  with_procs(1, function()
+    local before = go.stats().preemptions
+    local stop, spins = spinner()
+    local done = pingpong(200)
+    lu.assertEquals(done:recv(), 200)
+    stop:send(true)
+    lu.assertTrue(spins:recv() > 0)
+    lu.assertTrue(go.stats().preemptions > before)
+  end)
+end
+
+function test_two_busy_loops_share_one_P()
+  if TSAN then return end
+  with_procs(1, function()
+    local s1, n1 = spinner()
+    local s2, n2 = spinner()
+    -- both must make progress: each reports after it saw its stop
+    go.sleep(0.1)
+    s1:send(true) s2:send(true)
+    lu.assertTrue(n1:recv() > 0)
+    lu.assertTrue(n2:recv() > 0)
+  end)
+end
+
+function test_preemption_inside_nested_calls()
+  if TSAN then return end
+  with_procs(1, function()
+    local function level3(x) return x + 1 end
+    local function level2(x) return level3(x) * 1 end
+    local function level1(x) return level2(x) end
+    local stop, spins = spinner(function() level1(1) end)
+    lu.assertEquals(pingpong(50):recv(), 50)
+    stop:send(true)
+    lu.assertTrue(spins:recv() > 0)
+  end)
+end
+
+function test_preemption_inside_a_user_coroutine_is_invisible_to_it()
+  if TSAN then return end
+  with_procs(1, function()
+    local out = go.chan(1)
+    local stop = go.chan(1)
+    go(function()
+      -- the coroutine yields 1, 2, 3 ... after long busy stretches; a
+      -- preemption inside it must not look like one of its yields
+      local gen = coroutine.wrap(function()
+        local k = 0
+        while true do
+          local x = 0
+          for _ = 1, 2000000 do x = x + 1 end
+          k = k + 1
+          coroutine.yield(k)
+        end
+      end)
+      local expect = 1
+      while true do
+        local v = gen()
+        if v ~= expect then out:send("got " .. tostring(v) .. " want " .. expect) return end
+        expect = expect + 1
+        local _, ok = stop:tryrecv()
+        if ok then out:send(expect - 1) return end
+      end
+    end)
+    lu.assertEquals(pingpong(50):recv(), 50)
+    stop:send(true)
+    local r = out:recv()
+    lu.assertEquals(math.type(r), "integer", r)
+  end)
+end
+
+function test_no_yield_inside_a_non_yieldable_region()
+  if TSAN then return end
+  with_procs(1, function()
+    local res = go.chan(1)
+    go(function()
+      local t = {}
+      for i = 1, 200 do t[i] = (i * 7919) % 200 end
+      -- a slow comparator: ~0.1 s of Lua inside table.sort (a C boundary)
+      local ok, err = pcall(table.sort, t, function(a, b)
+        local x = 0
+        for _ = 1, 300 do x = x + 1 end
+        return a < b
+      end)
+      res:send(ok and "sorted" or tostring(err))
+    end)
+    local done = pingpong(20)
+    lu.assertEquals(res:recv(), "sorted")
+    lu.assertEquals(done:recv(), 20)
+  end)
+end
+
+function test_user_debug_hooks_keep_working()
+  if TSAN then return end
+  with_procs(1, function()
+    local res = go.chan(1)
+    go(function()
+      local calls = 0
+      local function hook() calls = calls + 1 end
+      debug.sethook(hook, "", 1000)
+      local x = 0
+      for _ = 1, 30000000 do x = x + 1 end   -- long enough to be preempted
+      local h, mask, count = debug.gethook()
+      debug.sethook()
+      res:send({same = h == hook, mask = mask, count = count, calls = calls})
+    end)
+    local spin_stop, spins = spinner()
+    local r = res:recv()
+    spin_stop:send(true)
+    spins:recv()
+    lu.assertTrue(r.same, "the user's hook was replaced")
+    lu.assertEquals(r.count, 1000)
+    lu.assertTrue(r.calls > 10000)
+  end)
+end
+
+function test_os_execute_does_not_stall_its_P()
+  with_procs(1, function()
+    local stop, spins = spinner()
+    local wg = go.waitgroup()
+    local t0 = go.now()
+    for _ = 1, 4 do
+      wg:add(1)
+      go(function() os.execute("sleep 0.5") wg:done() end)
+    end
+    wg:wait()
+    local elapsed = go.now() - t0
+    stop:send(true)
+    lu.assertTrue(spins:recv() > 0)
+    lu.assertTrue(elapsed < 1.5, string.format("4 x sleep 0.5 took %.2f s", elapsed))
+  end)
+end
+
+function test_blocking_returns_results_and_keeps_others_running()
+  with_procs(1, function()
+    local r = go.chan(1)
+    go(function()
+      r:send({go.blocking(function(a, b) os.execute("sleep 0.2") return a + b, "x" end, 1, 2)})
+    end)
+    lu.assertEquals(pingpong(100):recv(), 100)
+    lu.assertEquals(r:recv(), {3, "x"})
+  end)
+end
+
+function test_blocking_reraises_errors()
+  local r = go.chan(1)
+  go(function()
+    local ok, err = pcall(go.blocking, function() error("inside blocking") end)
+    r:send({ok, tostring(err)})
+  end)
+  local res = r:recv()
+  lu.assertFalse(res[1])
+  lu.assertStrContains(res[2], "inside blocking")
+end
+
+os.exit(lu.LuaUnit.run())
