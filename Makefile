@@ -139,3 +139,6 @@ rock: deps
 $(HOST): spec/host.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) $< $(LUA_LIB) -lm -ldl $(LDFLAGS_ALL) -o $@
+
+# Further targets (stress, fuzz, valgrind...) live in mk/*.mk.
+-include $(wildcard mk/*.mk)
