@@ -854,13 +854,37 @@ static int wg_count(lua_State *L) {
 
 /* ------------------------------------------------------------ goroutines */
 
+/* go(fn, ...) or go.spawn({limit = bytes}, fn, ...) */
 static int l_go(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
+  size_t limit = 0;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "limit");
+    if (!lua_isnil(L, -1)) {
+      lua_Integer lim = lua_isinteger(L, -1) ? lua_tointeger(L, -1)
+                                             : (lua_Integer)lua_tonumber(L, -1);
+      if (lim <= 0)
+        return luaL_error(L, "goro: spawn option 'limit' must be a positive number of "
+                             "bytes, got %s", luaL_tolstring(L, -1, NULL));
+      limit = (size_t)lim;
+    }
+    lua_pop(L, 1);
+    lua_remove(L, 1);
+  }
   int n = lua_gettop(L);
   if (n < 1 || lua_type(L, 1) != LUA_TFUNCTION)
     return luaL_error(L, "goro: go(fn, ...) needs a function, got %s", luaL_typename(L, 1));
-  gstate_spawn(L, 1, n);
+  gstate_spawn(L, 1, n, limit);
   return 0;
+}
+
+static int l_maxthreads(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 1, 0);
+  if (n < 0 || n > 1000000)
+    return luaL_error(L, "goro: maxthreads(%d): use 1 to 1000000 (or no argument to read it)",
+                      (int)n);
+  lua_pushinteger(L, goro_set_maxthreads((int)n));
+  return 1;
 }
 
 /* go(fn, ...) through the module's __call */
@@ -1080,7 +1104,7 @@ static const luaL_Reg funcs[] = {
   {"ticker", l_ticker}, {"now", l_now}, {"yield", l_yield},
   {"gomaxprocs", l_gomaxprocs}, {"numgoroutine", l_numgoroutine}, {"id", l_id},
   {"stats", l_stats}, {"wait", l_wait}, {"waitgroup", l_waitgroup},
-  {"blocking", l_blocking},
+  {"blocking", l_blocking}, {"maxthreads", l_maxthreads},
   {NULL, NULL}};
 
 /* __index of the module: the pure-Lua pattern library loads on first use

@@ -71,6 +71,7 @@ typedef struct xbuf {
   size_t len, cap;
   void **refs;        /* gobj* or fnproto* (tagged in the low bit) */
   int nrefs, caprefs;
+  size_t memlimit;    /* spawn messages: the goroutine's memory limit, 0 = none */
 } xbuf;
 
 /* A channel element: small values inline, others in a heap xbuf. */
@@ -142,7 +143,7 @@ gstate *gstate_of(lua_State *L);
 int gstate_canpark(lua_State *L, gstate *s);
 /* Spawns a goroutine running the function at idx with the n-1 values after
 ** it. Raises Lua errors. */
-void gstate_spawn(lua_State *L, int idx, int n);
+void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit);
 /* The opener of a standard library for goroutine states (coroutine's
 ** resume/wrap pass parks up; package inherits the main state's paths). */
 lua_CFunction gstate_opener(const char *name);

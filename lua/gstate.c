@@ -441,6 +441,7 @@ static int boot(lua_State *L) {
 
 static void scrub(gstate *s) {
   lua_State *L = s->L;
+  s->memlimit = 0;
   lua_settop(s->co, 0);
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
@@ -494,6 +495,8 @@ static goro_step gstep(goro_g *g, void *ud) {
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, LUA_GNAME);
     lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
+    /* the limit counts the whole state; a pooled state already has some */
+    s->memlimit = ((xbuf *)ud)->memlimit ? s->mem + ((xbuf *)ud)->memlimit : 0;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
     s->nargs = 1;
@@ -527,9 +530,10 @@ void gstate_reap(goro_g *g, void *ud) {
   else s->g = NULL;
 }
 
-void gstate_spawn(lua_State *L, int idx, int n) {
+void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
   xbuf *b = xfer_encode_n(L, idx, n, "");
+  b->memlimit = memlimit;
   int rc = goro_spawn(gstep, b, NULL);
   if (rc != GORO_OK) {
     xbuf_free(b, true);
