@@ -307,18 +307,17 @@ static void allgadd(goro_g *g) {
     sched.allg = a;
     sched.capallg = cap;
   }
+  g->allgidx = sched.nallg;
   sched.allg[sched.nallg++] = g;
   lock_release(&sched.allglock);
 }
 
 static void allgremove(goro_g *g) {
   lock_acquire(&sched.allglock);
-  for (size_t i = sched.nallg; i-- > 0;) {
-    if (sched.allg[i] == g) {
-      sched.allg[i] = sched.allg[--sched.nallg];
-      break;
-    }
-  }
+  size_t i = g->allgidx;
+  goro_g *last = sched.allg[--sched.nallg];
+  sched.allg[i] = last;
+  last->allgidx = i;
   lock_release(&sched.allglock);
 }
 

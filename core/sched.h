@@ -83,7 +83,7 @@ struct goro_g {
   sudog *sgheap;    /* larger selects: malloc'd, freed at finish */
   int nopark;       /* >0: operations block the M instead of parking */
   _Atomic int preempt; /* sysmon asks it to yield */
-  int64_t runstart; /* when its current step began (sysmon reads) */
+  size_t allgidx;   /* position in sched.allg: allglock */
 };
 
 /* P status. */

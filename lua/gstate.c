@@ -23,6 +23,7 @@
 ** one cannot (a C boundary), the operation blocks the M with a handoff.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,11 +475,56 @@ static void report(gstate *s, goro_g *g, int st) {
   lua_pop(L, 1);
 }
 
+/* ------------------------------------------------------------ the pool
+** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
+** takes one, its last gives it back, without locks. A G is bound to its
+** state through the G's cache slot while it lives. States left in a pool
+** when an M exits (goro_stop) are closed by the thread-key destructor. */
+
+#if !defined(GSTATE_POOL_MAX)
+#define GSTATE_POOL_MAX 256 /* idle states kept per thread */
+#endif
+
+typedef struct gpool {
+  int n;
+  gstate *s[GSTATE_POOL_MAX];
+} gpool;
+
+static pthread_key_t poolkey;
+static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
+
+static void pool_destroy(void *p) {
+  gpool *pool = p;
+  while (pool->n > 0) gstate_free(pool->s[--pool->n]);
+  free(pool);
+}
+
+static void pool_init(void) { pthread_key_create(&poolkey, pool_destroy); }
+
+static gpool *mypool(void) {
+  pthread_once(&poolonce, pool_init);
+  gpool *pool = pthread_getspecific(poolkey);
+  if (!pool && (pool = calloc(1, sizeof *pool)) != NULL) pthread_setspecific(poolkey, pool);
+  return pool;
+}
+
+static gstate *pool_get(void) {
+  gpool *pool = mypool();
+  if (pool && pool->n > 0) return pool->s[--pool->n];
+  return gstate_new();
+}
+
+static void pool_put(gstate *s) {
+  gpool *pool = mypool();
+  if (pool && pool->n < GSTATE_POOL_MAX) pool->s[pool->n++] = s;
+  else gstate_free(s);
+}
+
 static goro_step gstep(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
   if (!s || s->g != g) { /* first step of this goroutine */
     if (!s) {
-      s = gstate_new();
+      s = pool_get();
       if (!s) {
         static const char oom[] = "goroutine: out of memory creating its Lua state";
         goro_post_error(oom, sizeof oom - 1);
@@ -521,6 +567,8 @@ static goro_step gstep(goro_g *g, void *ud) {
     goro_resetthread(s->co);
   }
   scrub(s);
+  *(gstate **)goro_cache(g) = NULL;
+  pool_put(s);
   return GORO_STEP_DONE;
 }
 
