@@ -430,6 +430,15 @@ void goro_ready(goro_g *g) {
   M *m = tls_m;
   if (m && m->p) {
     runqput(m->p, g, true);
+    /* g waits in runnext to run here as soon as the current G parks (a
+    ** channel hand-over), and thieves leave a running P's runnext alone:
+    ** waking an M for it only costs a futex wake. Wake one if the ring has
+    ** work (runnext kicked a G there); sysmon rescues a runnext G that
+    ** waits too long (sysmon.c). */
+    P *p = m->p;
+    if (atomic_load_explicit(&p->runqtail, memory_order_relaxed) ==
+        atomic_load_explicit(&p->runqhead, memory_order_relaxed))
+      return;
   } else {
     lock_acquire(&sched.lock);
     globrunqput(g);

@@ -56,6 +56,23 @@ static void preemptone(P *p, int64_t now) {
   S.since[p->id] = now; /* ask again in GORO_PREEMPT_NS if it did not yield */
 }
 
+/* A G readied into the runnext of a P whose G keeps running (no park for
+** a millisecond) would wait for it: with a P idle, move it to the global
+** queue and wake an M (goro_ready skips that wake-up for speed). */
+static void rescue_runnext(P *p) {
+  if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0) return;
+  goro_g *g = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+  /* acquire: pairs with runqput's release of runnext. */
+  if (!g || !atomic_compare_exchange_strong_explicit(&p->runnext, &g, NULL,
+                                                     memory_order_acquire,
+                                                     memory_order_relaxed))
+    return;
+  lock_acquire(&sched.lock);
+  globrunqput(g);
+  lock_release(&sched.lock);
+  wakep();
+}
+
 static void *sysmon_main(void *arg) {
   (void)arg;
   while (!atomic_load_explicit(&S.stop, memory_order_acquire)) {
@@ -87,6 +104,7 @@ static void *sysmon_main(void *arg) {
         continue;
       }
       if (now - S.since[i] >= GORO_PREEMPT_NS) preemptone(p, now);
+      else if (now - S.since[i] >= SYSMON_PERIOD_NS) rescue_runnext(p);
     }
   }
   return NULL;
