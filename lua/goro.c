@@ -16,6 +16,8 @@
 
 #include "goro_lua.h"
 
+const char goro_regkeys[16];
+
 #define MT_CHAN "goro.chan"
 #define MT_WG "goro.waitgroup"
 #define MT_TIMER "goro.timer"
@@ -27,7 +29,11 @@ typedef struct lchan {
   goro_chan *c;
 } lchan;
 
+/* The userdata of a goro object in one state. The magic tells our
+** userdata from any other without a metatable lookup. */
+#define GUD_MAGIC 0x676f726f2e6f626aULL /* "goro.obj" */
 typedef struct gud {
+  uint64_t magic;
   gobj *o;
 } gud;
 
@@ -44,7 +50,7 @@ const char *gobj_typename(int type) {
 static void open_metatables(lua_State *L);
 
 void gobj_push(lua_State *L, gobj *o) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.objs") != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_OBJS) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_createtable(L, 0, 1);
@@ -52,7 +58,7 @@ void gobj_push(lua_State *L, gobj *o) {
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "goro.objs");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_OBJS);
   }
   if (lua_rawgetp(L, -1, o) == LUA_TUSERDATA) {
     gud *u = lua_touserdata(L, -1);
@@ -64,6 +70,7 @@ void gobj_push(lua_State *L, gobj *o) {
   }
   lua_pop(L, 1);
   gud *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->magic = GUD_MAGIC;
   u->o = o;
   if (luaL_getmetatable(L, o->mtname) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -77,11 +84,9 @@ void gobj_push(lua_State *L, gobj *o) {
 }
 
 gobj *gobj_test(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(gud)) return NULL;
   gud *u = lua_touserdata(L, idx);
-  if (!u || lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-  bool ok = lua_getfield(L, -1, "__goro") == LUA_TBOOLEAN;
-  lua_pop(L, 2);
-  return ok ? u->o : NULL;
+  return u->magic == GUD_MAGIC ? u->o : NULL;
 }
 
 static gobj *checkobj(lua_State *L, int idx, int type) {
@@ -96,6 +101,7 @@ static int obj_gc(lua_State *L) {
   gud *u = lua_touserdata(L, 1);
   if (u->o) gobj_unref(u->o);
   u->o = NULL;
+  u->magic = 0;
   return 0;
 }
 
@@ -1175,13 +1181,13 @@ int luaopen_goro(lua_State *L) {
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.runtime") == LUA_TNIL) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_RUNTIME) == LUA_TNIL) {
       lua_newuserdatauv(L, 1, 0);
       lua_createtable(L, 0, 1);
       lua_pushcfunction(L, runtime_gc);
       lua_setfield(L, -2, "__gc");
       lua_setmetatable(L, -2);
-      lua_setfield(L, LUA_REGISTRYINDEX, "goro.runtime");
+      lua_rawsetp(L, LUA_REGISTRYINDEX, RK_RUNTIME);
       /* names of the globals that exist now: not the user's */
       lua_newtable(L);
       lua_pushglobaltable(L);
@@ -1193,7 +1199,7 @@ int luaopen_goro(lua_State *L) {
         lua_rawset(L, -5);
       }
       lua_pop(L, 1);
-      lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_BASE);
+      lua_rawsetp(L, LUA_REGISTRYINDEX, RK_BASE);
       xfer_init_state(L);
       lua_pushcfunction(L, goro_print);
       lua_setglobal(L, "print");

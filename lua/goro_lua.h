@@ -67,11 +67,15 @@ const char *gobj_typename(int type);
 /* A serialized message: the values, plus the references it holds (goro
 ** objects, function prototypes), released if it is dropped undelivered. */
 typedef struct xbuf {
-  unsigned char *data;
+  unsigned char *data; /* inl, or malloc'd when it grew */
   size_t len, cap;
-  void **refs;        /* gobj* or fnproto* (tagged in the low bit) */
+  void **refs;        /* gobj* or fnproto* (tagged in the low bit); inlrefs or malloc'd */
   int nrefs, caprefs;
   size_t memlimit;    /* spawn messages: the goroutine's memory limit, 0 = none */
+  const void **seenkeys; /* the encoder's grown seen map, freed on error */
+  int *seenvals;
+  void *inlrefs[2];
+  unsigned char inl[96]; /* small messages need one malloc */
 } xbuf;
 
 /* A channel element: small values inline, others in a heap xbuf. */
@@ -172,7 +176,17 @@ int luaopen_goro(lua_State *L);
 /* Opens go.ffi (ffi.c), preloaded as "goro.ffi" in every state. */
 int goro_open_ffi(lua_State *L);
 
-#define GORO_REG_ENV "goro.env"       /* the goroutine's fresh globals */
-#define GORO_REG_BASE "goro.baseline" /* main: names of pre-existing globals */
+/* Registry keys: addresses (lua_rawgetp), cheaper than string keys. */
+extern const char goro_regkeys[16];
+#define RK_ENV (&goro_regkeys[0])      /* the goroutine's fresh globals */
+#define RK_BASE (&goro_regkeys[1])     /* main: names of pre-existing globals */
+#define RK_OBJS (&goro_regkeys[2])     /* gobj* -> its userdata (weak values) */
+#define RK_RUNTIME (&goro_regkeys[3])  /* main: the userdata that stops the runtime */
+#define RK_ENVMT (&goro_regkeys[4])    /* metatable of goroutine environments */
+#define RK_CO (&goro_regkeys[5])       /* the goroutine's coroutine */
+#define RK_MODNAMES (&goro_regkeys[6]) /* module table -> name */
+#define RK_CFNAMES (&goro_regkeys[7])  /* C function -> {module, field} */
+#define RK_FNCACHE (&goro_regkeys[8])  /* prototype key -> fnproto (sender) */
+#define RK_PROTOS (&goro_regkeys[9])   /* fnproto id -> closure (receiver) */
 
 #endif

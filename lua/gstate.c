@@ -119,7 +119,7 @@ int gstate_canpark(lua_State *L, gstate *s) {
 }
 
 void gstate_push_env(lua_State *L) {
-  if (goro_self() && lua_getfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV) == LUA_TTABLE) return;
+  if (goro_self() && lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENV) == LUA_TTABLE) return;
   if (goro_self()) lua_pop(L, 1);
   lua_pushglobaltable(L);
 }
@@ -401,10 +401,10 @@ static gstate *gstate_new(void) {
   lua_createtable(L, 0, 1);
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
-  lua_setfield(L, LUA_REGISTRYINDEX, "goro.envmt");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
   xfer_init_state(L);
   s->co = lua_newthread(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, "goro.co");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_CO);
   return s;
 }
 
@@ -445,7 +445,7 @@ static void scrub(gstate *s) {
   s->memlimit = 0;
   lua_settop(s->co, 0);
   lua_pushnil(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
   s->g = NULL;
   s->parking = s->preempted = s->chain_ok = 0;
   xfer_drop_val(&s->sendv);
@@ -536,11 +536,11 @@ static goro_step gstep(goro_g *g, void *ud) {
     s->g = g;
     lua_State *L = s->L;
     lua_createtable(L, 0, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "goro.envmt");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, LUA_GNAME);
-    lua_setfield(L, LUA_REGISTRYINDEX, GORO_REG_ENV);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
     /* the limit counts the whole state; a pooled state already has some */
     s->memlimit = ((xbuf *)ud)->memlimit ? s->mem + ((xbuf *)ud)->memlimit : 0;
     lua_pushcfunction(s->co, boot);

@@ -65,15 +65,18 @@ static void fnproto_unref(fnproto *p) {
 
 /* ------------------------------------------------------------ xbuf */
 
-static void bput(lua_State *L, xbuf *b, const void *p, size_t n) {
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 64;
-    while (cap < b->len + n) cap *= 2;
-    unsigned char *d = realloc(b->data, cap);
-    if (!d) luaL_error(L, "goro: out of memory while copying a value");
-    b->data = d;
-    b->cap = cap;
-  }
+static void bgrow(lua_State *L, xbuf *b, size_t n) {
+  size_t cap = b->cap * 2;
+  while (cap < b->len + n) cap *= 2;
+  unsigned char *d = b->data == b->inl ? malloc(cap) : realloc(b->data, cap);
+  if (!d) luaL_error(L, "goro: out of memory while copying a value");
+  if (b->data == b->inl) memcpy(d, b->inl, b->len);
+  b->data = d;
+  b->cap = cap;
+}
+
+static inline void bput(lua_State *L, xbuf *b, const void *p, size_t n) {
+  if (b->len + n > b->cap) bgrow(L, b, n);
   memcpy(b->data + b->len, p, n);
   b->len += n;
 }
@@ -95,9 +98,11 @@ static void bsize(lua_State *L, xbuf *b, size_t n) {
 
 static void bref(lua_State *L, xbuf *b, void *p) {
   if (b->nrefs == b->caprefs) {
-    int cap = b->caprefs ? b->caprefs * 2 : 4;
-    void **r = realloc(b->refs, sizeof *r * (size_t)cap);
+    int cap = b->caprefs * 2;
+    void **r = b->refs == b->inlrefs ? malloc(sizeof *r * (size_t)cap)
+                                     : realloc(b->refs, sizeof *r * (size_t)cap);
     if (!r) luaL_error(L, "goro: out of memory while copying a value");
+    if (b->refs == b->inlrefs) memcpy(r, b->inlrefs, sizeof b->inlrefs);
     b->refs = r;
     b->caprefs = cap;
   }
@@ -113,8 +118,10 @@ void xbuf_free(xbuf *b, bool release) {
       else gobj_unref((gobj *)r);
     }
   }
-  free(b->refs);
-  free(b->data);
+  if (b->refs != b->inlrefs) free(b->refs);
+  if (b->data != b->inl) free(b->data);
+  free(b->seenkeys);
+  free(b->seenvals);
   free(b);
 }
 
@@ -279,16 +286,33 @@ static void dump_globals(fnproto *fp) {
 
 /* ------------------------------------------------------------ encoding */
 
+/* A path segment, rendered only for an error message. s points at a
+** string alive while it is on the encoder's stack (a key, an upvalue name). */
 typedef struct seg {
   char kind;     /* 'f' field, 'i' index, 'u' upvalue, 'g' global, 'm' metatable, 'k' key */
-  char text[47];
+  const char *s;
+  lua_Integer i;
 } seg;
+
+/* The objects already numbered in a message (tables, Lua functions, upvalue
+** cells), keyed by address: an open-addressing hash map, inline while small,
+** so a small message makes no garbage. Heap arrays hang off the xbuf so a
+** Lua error (longjmp) cannot leak them. */
+#define SEEN_INLINE 32
+typedef struct seenmap {
+  const void **keys;
+  int *vals;
+  size_t cap, n;
+  const void *ikeys[SEEN_INLINE];
+  int ivals[SEEN_INLINE];
+} seenmap;
 
 typedef struct enc {
   lua_State *L;
   xbuf *b;
-  int seen;      /* stack index of the seen table (0: not made yet) */
+  seenmap seen;  /* objects numbered so far -> their number */
   int nseen;     /* objects numbered so far */
+  bool backrefs; /* a T_REF or T_UPJOIN was written: the receiver numbers */
   int depth;     /* current nesting: seg[1..depth] is the path */
   int gidx;      /* stack index of the sender's globals table */
   int envidx;    /* stack index of the sender's environment */
@@ -321,18 +345,24 @@ static void addpath(enc *e, luaL_Buffer *B) {
     seg *s = &e->seg[i];
     bool field = s->kind == 'f' || s->kind == 'i';
     bool infield = i > 1 && (e->seg[i - 1].kind == 'f' || e->seg[i - 1].kind == 'i');
+    char num[32];
+    const char *text = s->s ? s->s : "?";
+    if (s->kind == 'i') {
+      snprintf(num, sizeof num, "[%lld]", (long long)s->i);
+      text = num;
+    }
     if (field && infield) {
       if (s->kind == 'f') luaL_addchar(B, '.');
-      luaL_addstring(B, s->text);
+      luaL_addstring(B, text);
       continue;
     }
     if (any) luaL_addstring(B, ", ");
     any = true;
     switch (s->kind) {
-    case 'f': luaL_addstring(B, "field '"); luaL_addstring(B, s->text); break;
-    case 'i': luaL_addstring(B, "field '"); luaL_addstring(B, s->text); break;
-    case 'u': luaL_addstring(B, "upvalue '"); luaL_addstring(B, s->text); luaL_addchar(B, '\''); break;
-    case 'g': luaL_addstring(B, "global '"); luaL_addstring(B, s->text); luaL_addchar(B, '\''); break;
+    case 'f': luaL_addstring(B, "field '"); luaL_addstring(B, text); break;
+    case 'i': luaL_addstring(B, "field '"); luaL_addstring(B, text); break;
+    case 'u': luaL_addstring(B, "upvalue '"); luaL_addstring(B, text); luaL_addchar(B, '\''); break;
+    case 'g': luaL_addstring(B, "global '"); luaL_addstring(B, text); luaL_addchar(B, '\''); break;
     case 'm': luaL_addstring(B, "metatable"); break;
     default: luaL_addstring(B, "a table key"); break;
     }
@@ -373,40 +403,81 @@ static int enc_error(enc *e, int idx, const char *why) {
   return lua_error(L);
 }
 
-static void setpath(enc *e, int depth, char kind, const char *s, lua_Integer i) {
+static inline void setpath(enc *e, int depth, char kind, const char *s, lua_Integer i) {
   seg *g = &e->seg[depth];
   g->kind = kind;
-  if (kind == 'i') snprintf(g->text, sizeof g->text, "[%lld]", (long long)i);
-  else if (s) snprintf(g->text, sizeof g->text, "%.40s", s);
-  else g->text[0] = 0;
+  g->s = s;
+  g->i = i;
+}
+
+static size_t seen_slot(const seenmap *m, const void *k) {
+  uintptr_t h = (uintptr_t)k;
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15ULL;
+  size_t i = (size_t)(h >> 20) & (m->cap - 1);
+  while (m->keys[i] && m->keys[i] != k) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+static int seen_get(const seenmap *m, const void *k) {
+  size_t i = seen_slot(m, k);
+  return m->keys[i] ? m->vals[i] : -1;
+}
+
+static void seen_put(enc *e, const void *k, int v) {
+  seenmap *m = &e->seen;
+  if (2 * (m->n + 1) > m->cap) { /* grow: keep the load under 1/2 */
+    size_t cap = m->cap * 2;
+    const void **keys = calloc(cap, sizeof *keys);
+    int *vals = calloc(cap, sizeof *vals);
+    if (!keys || !vals) {
+      free(keys);
+      free(vals);
+      luaL_error(e->L, "goro: out of memory while copying a value");
+    }
+    seenmap nm = *m;
+    nm.keys = keys;
+    nm.vals = vals;
+    nm.cap = cap;
+    nm.n = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+      if (!m->keys[i]) continue;
+      size_t j = seen_slot(&nm, m->keys[i]);
+      keys[j] = m->keys[i];
+      vals[j] = m->vals[i];
+      nm.n++;
+    }
+    if (m->keys != m->ikeys) { free(m->keys); free(m->vals); }
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    e->b->seenkeys = keys; /* freed with the buffer if we error out */
+    e->b->seenvals = vals;
+  }
+  size_t i = seen_slot(m, k);
+  m->keys[i] = k;
+  m->vals[i] = v;
+  m->n++;
 }
 
 /* Looks v (at idx) up in the seen table; emits T_REF and returns true if
 ** found, else numbers it. */
 static bool enc_seen(enc *e, int idx) {
-  lua_State *L = e->L;
-  if (!e->seen) {
-    lua_createtable(L, 0, 4);
-    e->seen = lua_gettop(L);
-  }
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
-    lua_Integer n = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    bbyte(L, e->b, T_REF);
-    bsize(L, e->b, (size_t)n);
+  const void *p = lua_topointer(e->L, idx);
+  int n = seen_get(&e->seen, p);
+  if (n >= 0) {
+    bbyte(e->L, e->b, T_REF);
+    bsize(e->L, e->b, (size_t)n);
+    e->backrefs = true;
     return true;
   }
-  lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, ++e->nseen);
-  lua_rawset(L, e->seen);
+  seen_put(e, p, ++e->nseen);
   return false;
 }
 
 /* Name of a loaded module whose table is at idx, or NULL. */
 static const char *module_name(lua_State *L, int idx) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.modnames") != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODNAMES) != LUA_TTABLE) {
     lua_pop(L, 1);
     return NULL;
   }
@@ -419,7 +490,7 @@ static const char *module_name(lua_State *L, int idx) {
 
 /* "module\0field" of a C function that is a field of a loaded module. */
 static bool cfunc_name(lua_State *L, int idx, const char **mod, const char **field) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.cfnames") != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_CFNAMES) != LUA_TTABLE) {
     lua_pop(L, 1);
     /* build it: every C function field of every loaded module */
     lua_newtable(L);
@@ -452,7 +523,7 @@ static bool cfunc_name(lua_State *L, int idx, const char **mod, const char **fie
     }
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "goro.cfnames");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_CFNAMES);
   }
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) != LUA_TTABLE) {
@@ -502,11 +573,11 @@ static int fncache_gc(lua_State *L) {
 /* The fnproto for the Lua function at idx (cached per prototype). */
 static fnproto *get_fnproto(lua_State *L, int idx) {
   const void *key = protokey(L, idx);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.fncache") != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_FNCACHE) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "goro.fncache");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
   }
   lua_pushlightuserdata(L, (void *)key);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
@@ -523,7 +594,7 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "goro.fncache");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
     n = 0;
   }
   lua_pushinteger(L, n + 1);
@@ -601,21 +672,16 @@ static void enc_function(enc *e, int idx) {
     int v = lua_gettop(L);
     void *id = lua_upvalueid(L, idx, i);
     /* shared upvalue cell seen before: join it */
-    lua_pushlightuserdata(L, id);
-    if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
-      lua_Integer ref = lua_tointeger(L, -1);
-      lua_pop(L, 2);
+    int ref = seen_get(&e->seen, id);
+    if (ref >= 0) {
+      lua_pop(L, 1);
       bbyte(L, e->b, T_UPJOIN);
       bsize(L, e->b, (size_t)(ref >> 8));
       bsize(L, e->b, (size_t)(ref & 0xff));
+      e->backrefs = true;
       continue;
     }
-    lua_pop(L, 1);
-    if (i < 256) {
-      lua_pushlightuserdata(L, id);
-      lua_pushinteger(L, ((lua_Integer)myref << 8) | i);
-      lua_rawset(L, e->seen);
-    }
+    if (i < 256 && myref < (1 << 22)) seen_put(e, id, (myref << 8) | i);
     if (lua_type(L, v) == LUA_TTABLE && is_globals(e, v)) {
       bbyte(L, e->b, T_UPENV);
       usesenv = true;
@@ -645,7 +711,7 @@ static void enc_function(enc *e, int idx) {
       }
       bool user = true;
       if (e->envidx == e->gidx) { /* main state: skip names that were there */
-        if (lua_getfield(L, LUA_REGISTRYINDEX, GORO_REG_BASE) == LUA_TTABLE) {
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_BASE) == LUA_TTABLE) {
           user = lua_getfield(L, -1, g) == LUA_TNIL;
           lua_pop(L, 1);
         }
@@ -782,9 +848,10 @@ typedef struct dec {
 static void decode(dec *d);
 
 static void dec_register(dec *d) {
-  lua_State *L = d->L;
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, d->objs, ++d->nobjs);
+  ++d->nobjs;
+  if (!d->objs) return; /* no back-references in this message */
+  lua_pushvalue(d->L, -1);
+  lua_rawseti(d->L, d->objs, d->nobjs);
 }
 
 static void rstr(dec *d) {
@@ -844,11 +911,11 @@ static void dec_function(dec *d) {
   d->entry = false;
   bool loaded = false;
   if (entry) { /* reuse this state's closure of the same prototype */
-    if (lua_getfield(L, LUA_REGISTRYINDEX, "goro.protos") != LUA_TTABLE) {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_PROTOS) != LUA_TTABLE) {
       lua_pop(L, 1);
       lua_newtable(L);
       lua_pushvalue(L, -1);
-      lua_setfield(L, LUA_REGISTRYINDEX, "goro.protos");
+      lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PROTOS);
     }
     if (lua_rawgeti(L, -1, (lua_Integer)fp->id) == LUA_TFUNCTION) {
       lua_remove(L, -2);
@@ -1021,8 +1088,17 @@ static void push_sender_globals(lua_State *L) {
 xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
   idx = lua_absindex(L, idx);
   luaL_checkstack(L, 16, "goro: too many values");
-  xbuf *b = calloc(1, sizeof *b);
+  xbuf *b = malloc(sizeof *b);
   if (!b) luaL_error(L, "goro: out of memory while copying a value");
+  b->data = b->inl;
+  b->len = 0;
+  b->cap = sizeof b->inl;
+  b->refs = b->inlrefs;
+  b->nrefs = 0;
+  b->caprefs = 2;
+  b->memlimit = 0;
+  b->seenkeys = NULL;
+  b->seenvals = NULL;
   xfer_guard(L, b);
   xguard *g = lua_touserdata(L, -1);
   int top = lua_gettop(L);
@@ -1030,7 +1106,12 @@ xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
   enc e;
   e.L = L;
   e.b = b;
-  e.seen = 0;
+  e.seen.keys = e.seen.ikeys;
+  e.seen.vals = e.seen.ivals;
+  e.seen.cap = SEEN_INLINE;
+  e.seen.n = 0;
+  memset(e.seen.ikeys, 0, sizeof e.seen.ikeys);
+  e.backrefs = false;
   e.nseen = 0;
   e.depth = 0;
   e.gidx = top + 1;
@@ -1046,7 +1127,11 @@ xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
     }
     encode(&e, idx + i);
   }
-  b->data[0] = e.nseen > 0;
+  b->data[0] = e.backrefs;
+  free(b->seenkeys);
+  free(b->seenvals);
+  b->seenkeys = NULL;
+  b->seenvals = NULL;
   g->b = NULL; /* detach: the caller owns b now */
   lua_settop(L, top - 1);
   return b;
@@ -1162,7 +1247,7 @@ static int loaded_newindex(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, "goro.modnames");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODNAMES);
   if (lua_type(L, 3) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING &&
       lua_type(L, -1) == LUA_TTABLE) {
     lua_pushvalue(L, 3);
@@ -1170,7 +1255,7 @@ static int loaded_newindex(lua_State *L) {
     lua_rawset(L, -3);
   }
   lua_pushnil(L); /* C function names may change */
-  lua_setfield(L, LUA_REGISTRYINDEX, "goro.cfnames");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_CFNAMES);
   return 0;
 }
 
@@ -1200,5 +1285,5 @@ void xfer_init_state(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, "goro.modnames");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_MODNAMES);
 }
