@@ -73,6 +73,7 @@ typedef struct xbuf {
   int nrefs, caprefs;
   size_t memlimit;    /* spawn messages: the goroutine's memory limit, 0 = none */
   const void **seenkeys; /* the encoder's grown seen map, freed on error */
+  char *errmsg;       /* the encoder's error, while it unwinds */
   int *seenvals;
   void *inlrefs[2];
   unsigned char inl[96]; /* small messages need one malloc */
@@ -137,6 +138,7 @@ typedef struct gstate {
   xval *selvals;      /* ... and their elements */
   int ncases, ncasescap;
   goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
+  xbuf *bootmsg;      /* the spawn message until boot decoded it */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
 } gstate;
 

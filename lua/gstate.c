@@ -431,10 +431,8 @@ static int boot_k(lua_State *L, int status, lua_KContext ctx) {
 static int boot(lua_State *L) {
   xbuf *msg = lua_touserdata(L, 1);
   lua_settop(L, 0);
-  xfer_guard(L, msg); /* a decode error must not leak the message */
-  int n = xfer_decode_n(L, msg, true);
-  xfer_unguard(L, 1);
-  lua_remove(L, 1);
+  int n = xfer_decode_n(L, msg, true); /* an error: gstep frees msg */
+  gstate_of(L)->bootmsg = NULL;
   xbuf_free(msg, true);
   lua_callk(L, n - 1, LUA_MULTRET, 0, boot_k);
   return boot_k(L, LUA_OK, 0);
@@ -543,6 +541,7 @@ static goro_step gstep(goro_g *g, void *ud) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
     /* the limit counts the whole state; a pooled state already has some */
     s->memlimit = ((xbuf *)ud)->memlimit ? s->mem + ((xbuf *)ud)->memlimit : 0;
+    s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
     s->nargs = 1;
@@ -565,6 +564,10 @@ static goro_step gstep(goro_g *g, void *ud) {
   if (st != LUA_OK) {
     report(s, g, st);
     goro_resetthread(s->co);
+  }
+  if (s->bootmsg) { /* decoding the spawn message failed */
+    xbuf_free(s->bootmsg, true);
+    s->bootmsg = NULL;
   }
   scrub(s);
   *(gstate **)goro_cache(g) = NULL;

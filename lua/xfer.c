@@ -27,6 +27,7 @@
 ** the closure it loaded for a goroutine's entry function and reuses it for
 ** the next goroutine in that state, setting fresh upvalues.
 */
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -317,6 +318,7 @@ typedef struct enc {
   int gidx;      /* stack index of the sender's globals table */
   int envidx;    /* stack index of the sender's environment */
   const char *what; /* the root: "argument 2", "value", ... ("" for none) */
+  jmp_buf fail;  /* enc_error jumps here (xfer_encode_n), then raises */
   seg seg[XFER_MAXDEPTH + 2];
 } enc;
 
@@ -380,7 +382,7 @@ static void addpath(enc *e, luaL_Buffer *B) {
   if (!any) luaL_addstring(B, "value");
 }
 
-static int enc_error(enc *e, int idx, const char *why) {
+static _Noreturn void enc_error(enc *e, int idx, const char *why) {
   lua_State *L = e->L;
   idx = lua_absindex(L, idx);
   const char *base = lua_typename(L, lua_type(L, idx));
@@ -400,7 +402,9 @@ static int enc_error(enc *e, int idx, const char *why) {
   luaL_addstring(&B, "): ");
   luaL_addstring(&B, why ? why : hint_for(L, idx, tname));
   luaL_pushresult(&B);
-  return lua_error(L);
+  /* unwind our frames first, freeing the half-made message, then raise */
+  e->b->errmsg = strdup(lua_tostring(L, -1));
+  longjmp(e->fail, 1);
 }
 
 static inline void setpath(enc *e, int depth, char kind, const char *s, lua_Integer i) {
@@ -779,8 +783,10 @@ static void encode(enc *e, int idx) {
     if (enc_seen(e, idx)) break;
     luaL_checkstack(L, 8, "goro: value too deep");
     bbyte(L, b, T_TABLE);
-    if (++e->depth > XFER_MAXDEPTH)
+    if (++e->depth > XFER_MAXDEPTH) {
+      e->depth--;
       enc_error(e, idx, "nesting is too deep (limit 200): flatten the table");
+    }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       int kt = lua_type(L, -2);
@@ -1085,8 +1091,8 @@ static void push_sender_globals(lua_State *L) {
   gstate_push_env(L);
 }
 
-xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
-  idx = lua_absindex(L, idx);
+xbuf *xfer_encode_n(lua_State *L, int idx0, int n, const char *what0) {
+  const int idx = lua_absindex(L, idx0);
   luaL_checkstack(L, 16, "goro: too many values");
   xbuf *b = malloc(sizeof *b);
   if (!b) luaL_error(L, "goro: out of memory while copying a value");
@@ -1099,9 +1105,9 @@ xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
   b->memlimit = 0;
   b->seenkeys = NULL;
   b->seenvals = NULL;
-  xfer_guard(L, b);
-  xguard *g = lua_touserdata(L, -1);
-  int top = lua_gettop(L);
+  b->errmsg = NULL;
+  int top = lua_gettop(L) + 1;
+  lua_pushnil(L); /* keeps the stack layout of the error path */
   push_sender_globals(L);
   enc e;
   e.L = L;
@@ -1117,6 +1123,16 @@ xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
   e.gidx = top + 1;
   e.envidx = top + 2;
   char what[32];
+  if (setjmp(e.fail)) { /* enc_error: a value that cannot cross */
+    char *msg = b->errmsg;
+    b->errmsg = NULL;
+    xbuf_free(b, true);
+    lua_settop(L, top - 1);
+    if (!msg) luaL_error(L, "goro: out of memory while copying a value");
+    lua_pushstring(L, msg);
+    free(msg);
+    lua_error(L);
+  }
   bbyte(L, b, 0); /* becomes 1 if tables or functions are numbered */
   bsize(L, b, (size_t)n);
   for (int i = 0; i < n; i++) {
@@ -1132,7 +1148,6 @@ xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0) {
   free(b->seenvals);
   b->seenkeys = NULL;
   b->seenvals = NULL;
-  g->b = NULL; /* detach: the caller owns b now */
   lua_settop(L, top - 1);
   return b;
 }
