@@ -47,7 +47,9 @@ const char *gobj_typename(int type) {
   }
 }
 
-static void open_metatables(lua_State *L);
+static void open_chan_mt(lua_State *L);
+static void open_wg_mt(lua_State *L);
+static void open_timer_mt(lua_State *L);
 
 void gobj_push(lua_State *L, gobj *o) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_OBJS) != LUA_TTABLE) {
@@ -327,7 +329,7 @@ static lchan *lchan_new(lua_State *L, size_t cap) {
   c->h.type = GOBJ_CHAN;
   c->h.free = lchan_free;
   c->h.mtname = MT_CHAN;
-  c->h.openmt = open_metatables;
+  c->h.openmt = open_chan_mt;
   return c;
 }
 
@@ -621,7 +623,7 @@ static ltimer *ltimer_new(lua_State *L, lua_Number sec, bool periodic) {
   t->h.type = GOBJ_TIMER;
   t->h.free = ltimer_free;
   t->h.mtname = MT_TIMER;
-  t->h.openmt = open_metatables;
+  t->h.openmt = open_timer_mt;
   t->c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
   int64_t ns = (int64_t)(sec * 1e9);
   t->period = periodic ? ns : 0;
@@ -643,7 +645,7 @@ static void push_chan_of(lua_State *L, goro_chan *c) {
   lc->h.type = GOBJ_CHAN;
   lc->h.free = lchan_free;
   lc->h.mtname = MT_CHAN;
-  lc->h.openmt = open_metatables;
+  lc->h.openmt = open_chan_mt;
   gobj_push(L, &lc->h);
 }
 
@@ -774,7 +776,7 @@ static int l_waitgroup(lua_State *L) {
   w->h.type = GOBJ_WG;
   w->h.free = lwg_free;
   w->h.mtname = MT_WG;
-  w->h.openmt = open_metatables;
+  w->h.openmt = open_wg_mt;
   pthread_mutex_init(&w->mu, NULL);
   gobj_push(L, &w->h);
   return 1;
@@ -1089,19 +1091,33 @@ static void newmt(lua_State *L, const char *name, const luaL_Reg *methods) {
   }
 }
 
-static void open_metatables(lua_State *L) {
+/* Each metatable is made in a state on first use (a goroutine that only
+** sees a channel never pays for the others). */
+static void open_chan_mt(lua_State *L) {
   newmt(L, MT_CHAN, chan_methods);
   lua_pushcfunction(L, ch_len);
   lua_setfield(L, -2, "__len");
   lua_pushcfunction(L, ch_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
+}
+
+static void open_wg_mt(lua_State *L) {
   newmt(L, MT_WG, wg_methods);
   lua_pop(L, 1);
+}
+
+static void open_timer_mt(lua_State *L) {
   newmt(L, MT_TIMER, NULL);
   lua_pushcfunction(L, tm_index);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+}
+
+static void open_metatables(lua_State *L) {
+  open_chan_mt(L);
+  open_wg_mt(L);
+  open_timer_mt(L);
 }
 
 static const luaL_Reg funcs[] = {

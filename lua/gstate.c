@@ -332,10 +332,60 @@ lua_CFunction gstate_opener(const char *name) {
   return NULL;
 }
 
-/* __index of the standard globals: opens a library on first use. */
+/* The base library's functions (print, pairs, type...), collected once
+** from a scratch state: they are light C functions, valid in any state, so
+** a goroutine state does not open the base library (1.8 KB) but binds each
+** function on first use. */
+#define NBASE 48
+static struct {
+  char name[24];
+  lua_CFunction f;
+} basefns[NBASE];
+static int nbasefns;
+static pthread_once_t baseonce = PTHREAD_ONCE_INIT;
+
+static void collect_base(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return;
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2) && nbasefns < NBASE) {
+    size_t len;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
+    if (k && len < sizeof basefns[0].name && lua_iscfunction(L, -1) &&
+        !lua_getupvalue(L, -1, 1)) {
+      memcpy(basefns[nbasefns].name, k, len + 1);
+      basefns[nbasefns].f = strcmp(k, "print") == 0 ? goro_print : lua_tocfunction(L, -1);
+      nbasefns++;
+    }
+    lua_pop(L, 1);
+  }
+  lua_close(L);
+}
+
+/* __index of the standard globals: binds a base function or opens a
+** library on first use. */
 static int lazy_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (!k || lua_type(L, 2) != LUA_TSTRING) return 0;
+  for (int i = 0; i < nbasefns; i++) {
+    if (strcmp(basefns[i].name, k) == 0) {
+      lua_settop(L, 2);
+      lua_pushcfunction(L, basefns[i].f);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, 3);
+      lua_rawset(L, 1); /* stays bound for the next goroutines here */
+      return 1;
+    }
+  }
+  if (strcmp(k, LUA_GNAME) == 0) {
+    lua_pushvalue(L, 1);
+    return 1;
+  }
+  if (strcmp(k, "_VERSION") == 0) {
+    lua_pushliteral(L, LUA_VERSION);
+    return 1;
+  }
   bool req = strcmp(k, "require") == 0;
   lua_CFunction open = gstate_opener(req ? LUA_LOADLIBNAME : k);
   if (!open) return 0;
@@ -383,10 +433,9 @@ static gstate *gstate_new(void) {
   }
   s->L = L;
   lua_atpanic(L, panic);
-  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
-  lua_pushcfunction(L, goro_print);
-  lua_setfield(L, -2, "print");
-  lua_createtable(L, 0, 1); /* lazy libraries */
+  pthread_once(&baseonce, collect_base);
+  lua_pushglobaltable(L);
+  lua_createtable(L, 0, 1); /* lazy base functions and libraries */
   lua_pushcfunction(L, lazy_index);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
@@ -402,7 +451,6 @@ static gstate *gstate_new(void) {
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
-  xfer_init_state(L);
   s->co = lua_newthread(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_CO);
   return s;

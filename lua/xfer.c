@@ -483,7 +483,8 @@ static bool enc_seen(enc *e, int idx) {
 static const char *module_name(lua_State *L, int idx) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODNAMES) != LUA_TTABLE) {
     lua_pop(L, 1);
-    return NULL;
+    xfer_init_state(L); /* first use in this state */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODNAMES);
   }
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
@@ -633,6 +634,12 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
   return fp;
 }
 
+static int lua_rawget_str(lua_State *L, int idx, const char *k) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, k);
+  return lua_rawget(L, idx);
+}
+
 static bool is_globals(enc *e, int idx) {
   return lua_rawequal(e->L, idx, e->gidx) || lua_rawequal(e->L, idx, e->envidx);
 }
@@ -704,17 +711,15 @@ static void enc_function(enc *e, int idx) {
   if (usesenv && fp->nglobals > 0) {
     for (int i = 0; i < fp->nglobals; i++) {
       const char *g = fp->globals[i];
-      int t = lua_getfield(L, e->envidx, g);
-      if (t == LUA_TNIL && e->envidx != e->gidx) {
-        lua_pop(L, 1);
-        continue;
-      }
+      /* a goroutine's own globals live in its environment table: raw */
+      bool mainenv = lua_rawequal(L, e->envidx, e->gidx);
+      int t = mainenv ? lua_getfield(L, e->envidx, g) : lua_rawget_str(L, e->envidx, g);
       if (t == LUA_TNIL) {
         lua_pop(L, 1);
         continue;
       }
       bool user = true;
-      if (e->envidx == e->gidx) { /* main state: skip names that were there */
+      if (mainenv) { /* main state: skip names that were there */
         if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_BASE) == LUA_TTABLE) {
           user = lua_getfield(L, -1, g) == LUA_TNIL;
           lua_pop(L, 1);
@@ -881,6 +886,10 @@ static const char *load_reader(lua_State *L, void *ud, size_t *size) {
 
 /* Pushes module `name` of this state, loading it if needed. */
 static void push_module(lua_State *L, const char *name) {
+  if (strcmp(name, LUA_GNAME) == 0) { /* the base library: the globals */
+    lua_pushglobaltable(L);
+    return;
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   if (lua_getfield(L, -1, name) != LUA_TNIL) {
     lua_remove(L, -2);

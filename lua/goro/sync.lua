@@ -1,0 +1,499 @@
+-- goro.sync — Go's sync primitives (and x/sync's semaphore, singleflight)
+-- for goroutines that live in different lua_States.
+--
+-- A value that crosses goroutines is copied; only goro objects (channels,
+-- waitgroups, timers) are shared. So every object here is a small plain
+-- table (a handle) whose state lives in channels: copies of a handle, in any
+-- goroutine or in the main state, share that state. The handles' metatable
+-- is this module's table, which transfer moves by name (the receiver
+-- requires "goro.sync"), so sending a mutex costs a few bytes.
+--
+-- The building blocks:
+--   * a channel of capacity 1 is a lock: send takes it, a receive frees it.
+--     Its waiting senders queue in FIFO order and a receive hands the slot
+--     straight to the first of them, so no newcomer barges (Go's starvation
+--     mode, always on).
+--   * shared state sits in a capacity-1 channel: receive it (the lock),
+--     change it, send it back. Small states are integers (no allocation).
+--   * FIFO wait queues (semaphore, cond) are linked lists whose links are
+--     channels: each waiter record carries `nextc`, into which the next
+--     waiter's record is sent when it queues up (under the state lock), so
+--     the state itself stays small (head, tail) however long the queue is.
+--
+-- go.waitgroup is in C (goro.c); it is re-exported here.
+
+local go = require "goro"
+
+local M = {}
+
+local classes = {} -- kind -> methods
+
+M.__name = "goro.sync"
+M.__index = function(o, k)
+  local c = classes[rawget(o, "kind")]
+  return c and c[k]
+end
+M.__close = function(o, e)
+  local c = classes[rawget(o, "kind")]
+  local f = c and c.__close
+  if f then f(o, e) end
+end
+M.__tostring = function(o)
+  return string.format("goro.%s: %p", rawget(o, "kind") or "?", o)
+end
+
+local function new(kind, t)
+  t.kind = kind
+  return setmetatable(t, M)
+end
+
+local function checkcount(n, what, level)
+  if n == nil then return 1 end
+  if math.type(n) ~= "integer" or n < 0 then
+    error(string.format("goro: %s: bad weight %s: use a non-negative integer",
+      what, tostring(n)), level + 1)
+  end
+  return n
+end
+
+-- --------------------------------------------------------------- queues
+-- Waiter records: {id = n, ready = chan(1), nextc = chan(1), ...}. The
+-- queue's state (under its owner's lock) is {head = rec, tail = rec, nid}.
+
+local function enqueue(s, rec)
+  rec.id = s.nid
+  s.nid = s.nid + 1
+  if s.tail then s.tail.nextc:send(rec) else s.head = rec end
+  s.tail = rec
+end
+
+-- Removes the head (s.head must exist); returns it.
+local function dequeue(s)
+  local h = s.head
+  if h.id == s.tail.id then
+    s.head, s.tail = nil, nil
+  else
+    s.head = h.nextc:recv() -- sent when the successor queued: never blocks
+  end
+  return h
+end
+
+-- --------------------------------------------------------------- mutex
+
+local Mutex = {}
+classes.mutex = Mutex
+
+-- go.mutex() -> a mutual exclusion lock, unlocked. Any goroutine (or the
+-- main state) holding a copy may lock it; as in Go, a mutex is not tied to
+-- the goroutine that locked it. Waiters get the lock in FIFO order.
+function M.mutex()
+  return new("mutex", {c = go.chan(1)})
+end
+
+-- mu:lock() -> mu. Blocks until the lock is free. Returns the mutex so that
+-- `local _ <close> = mu:lock()` unlocks at the end of the scope.
+function Mutex.lock(self)
+  self.c:send(true)
+  return self
+end
+
+-- mu:trylock() -> true if it took the lock, false if it is held.
+function Mutex.trylock(self)
+  return self.c:trysend(true)
+end
+
+-- mu:unlock(). Unlocking an unlocked mutex is an error (Go: fatal error).
+function Mutex.unlock(self)
+  local _, ok = self.c:tryrecv()
+  if not ok then
+    error("goro: unlock of unlocked mutex: call unlock once per lock", 2)
+  end
+end
+
+Mutex.__close = Mutex.unlock
+
+-- --------------------------------------------------------------- rwmutex
+-- w: a capacity-1 channel, the gate: a writer holds it for its whole
+-- critical section; a reader holds it only while it registers, so a
+-- waiting writer stops new readers (Go's writer preference). n: the number
+-- of readers inside (an integer under its own lock). drained: a token that
+-- the last reader out leaves for a writer waiting at the gate.
+
+local RW = {}
+classes.rwmutex = RW
+
+-- go.rwmutex() -> a reader/writer lock: many readers or one writer. A
+-- writer waiting for the lock blocks new readers, so writers are not
+-- starved; as in Go, a reader must not rlock again while it holds a read
+-- lock (a writer queued in between would deadlock them).
+function M.rwmutex()
+  local rw = new("rwmutex", {w = go.chan(1), n = go.chan(1), drained = go.chan(1)})
+  rw.n:send(0)
+  return rw
+end
+
+-- rw:lock() -> rw. Takes the write lock; `<close>` on the result unlocks.
+function RW.lock(self)
+  self.w:send(true)
+  while true do
+    local n = self.n:recv()
+    self.n:send(n)
+    if n == 0 then return self end
+    self.drained:recv()
+  end
+end
+
+-- rw:trylock() -> true if it took the write lock without waiting.
+function RW.trylock(self)
+  if not self.w:trysend(true) then return false end
+  local n = self.n:recv()
+  self.n:send(n)
+  if n == 0 then return true end
+  self.w:tryrecv()
+  return false
+end
+
+-- rw:unlock(): releases the write lock (an error if it is not held).
+function RW.unlock(self)
+  local _, ok = self.w:tryrecv()
+  if not ok then
+    error("goro: unlock of unlocked RWMutex: call unlock once per lock", 2)
+  end
+end
+
+RW.__close = RW.unlock
+
+-- The guard rlock returns: closing it (or guard:unlock()) is rw:runlock().
+local RGuard = {}
+classes.rguard = RGuard
+function RGuard.unlock(g) g.rw:runlock() end
+RGuard.runlock = RGuard.unlock
+RGuard.__close = RGuard.unlock
+
+-- rw:rlock() -> guard. Takes a read lock; `local _ <close> = rw:rlock()`
+-- releases it at the end of the scope (as does guard:unlock()).
+function RW.rlock(self)
+  self.w:send(true)
+  local n = self.n:recv()
+  self.n:send(n + 1)
+  self.w:tryrecv()
+  return new("rguard", {rw = self})
+end
+
+-- rw:tryrlock() -> true if it took a read lock without waiting.
+function RW.tryrlock(self)
+  if not self.w:trysend(true) then return false end
+  local n = self.n:recv()
+  self.n:send(n + 1)
+  self.w:tryrecv()
+  return true
+end
+
+-- rw:runlock(): releases a read lock (an error if no reader holds one).
+function RW.runlock(self)
+  local n = self.n:recv()
+  if n == 0 then
+    self.n:send(0)
+    error("goro: runlock of unlocked RWMutex: call runlock once per rlock", 2)
+  end
+  self.n:send(n - 1)
+  if n == 1 then self.drained:trysend(true) end
+end
+
+-- --------------------------------------------------------------- once
+
+local Once = {}
+classes.once = Once
+
+-- go.once() -> an object that runs one function once. o:call(fn, ...)
+-- (also o["do"]) runs fn the first time it is called; every other call,
+-- concurrent or later, waits until that first one has returned and then
+-- returns without calling fn. If fn raises, the error goes to its caller
+-- and the once still counts as done (Go: a panicking f is "returned").
+function M.once()
+  return new("once", {fin = go.chan(), gate = go.chan(1)})
+end
+
+function Once.call(self, fn, ...)
+  if self.fin:closed() then return end
+  self.gate:send(true)
+  if self.fin:closed() then
+    self.gate:tryrecv()
+    return
+  end
+  local ok, err = pcall(fn, ...)
+  self.fin:close()
+  self.gate:tryrecv()
+  if not ok then error(err, 0) end
+end
+Once["do"] = Once.call
+
+-- o:done() -> true once fn has run (returned or raised).
+function Once.done(self)
+  return self.fin:closed()
+end
+
+-- --------------------------------------------------------------- cond
+
+local Cond = {}
+classes.cond = Cond
+
+-- go.cond(mu) -> a condition variable tied to mu (a mutex, an rwmutex, or
+-- any object with lock/unlock). c:wait() must be called with mu locked: it
+-- unlocks mu, sleeps until signal/broadcast, and locks mu again before it
+-- returns; so, as in Go, wait in a loop that re-checks the condition.
+-- Waiters wake in FIFO order. signal/broadcast need not hold mu.
+function M.cond(mu)
+  if type(mu) ~= "table" or not mu.lock or not mu.unlock then
+    error("goro: cond needs a lock (go.mutex() or go.rwmutex()), got "
+      .. (mu == nil and "nothing" or type(mu)), 2)
+  end
+  local c = new("cond", {l = mu, st = go.chan(1)})
+  c.st:send({nid = 1})
+  return c
+end
+
+function Cond.wait(self)
+  local s = self.st:recv()
+  local rec = {ready = go.chan(1), nextc = go.chan(1)}
+  enqueue(s, rec)
+  self.st:send(s)
+  local ok, err = pcall(self.l.unlock, self.l)
+  if not ok then
+    -- not locked (Go: fatal "unlock of unlocked mutex"): leave the queue
+    -- marked dead so signal skips this record, and report it here
+    rec.ready:close()
+    error(err, 2)
+  end
+  rec.ready:recv()
+  self.l:lock()
+end
+
+-- Wakes the first live waiter of s; returns true if there was one.
+local function wake_one(s)
+  while s.head do
+    local h = dequeue(s)
+    if not h.ready:closed() then
+      h.ready:send(true)
+      return true
+    end
+  end
+  return false
+end
+
+-- c:signal(): wakes one waiting goroutine, if any.
+function Cond.signal(self)
+  local s = self.st:recv()
+  wake_one(s)
+  self.st:send(s)
+end
+
+-- c:broadcast(): wakes every waiting goroutine.
+function Cond.broadcast(self)
+  local s = self.st:recv()
+  while wake_one(s) do end
+  self.st:send(s)
+end
+
+-- --------------------------------------------------------------- semaphore
+-- state: an integer (tokens held, nobody waiting) or, while goroutines
+-- wait, {cur = held, head, tail, nid} with waiter records {n, ready, nextc}.
+-- A waiter that gives up (its context ended) closes its ready channel: the
+-- record stays in the queue, dead, and is skipped.
+
+local Sem = {}
+classes.semaphore = Sem
+
+-- go.semaphore(n) -> a weighted semaphore of size n, like
+-- golang.org/x/sync/semaphore: acquire(k) takes k tokens, waiting in FIFO
+-- order (a large request at the head is not overtaken by small ones);
+-- release(k) gives them back. Tokens are not owned: any goroutine may
+-- release, but releasing more than is held is an error.
+function M.semaphore(n)
+  if math.type(n) ~= "integer" or n < 1 then
+    error("goro: semaphore size must be a positive integer, got " .. tostring(n), 2)
+  end
+  local s = new("semaphore", {size = n, st = go.chan(1)})
+  s.st:send(0)
+  return s
+end
+
+-- Grants tokens to the waiters at the head that fit; returns the state in
+-- its shortest form.
+local function sem_notify(self, s)
+  while s.head do
+    local h = s.head
+    if not h.ready:closed() then
+      if self.size - s.cur < h.n then break end
+      s.cur = s.cur + h.n
+      h.ready:send(true)
+    end
+    dequeue(s)
+  end
+  if not s.head then return s.cur end
+  return s
+end
+
+-- sem:acquire([k [, ctx]]) -> true, or nil and ctx:err() if ctx ended
+-- first (then nothing is held). Blocks until k (default 1) tokens are
+-- available and every earlier waiter has been served. Asking for more than
+-- the size is an error (it could never succeed).
+function Sem.acquire(self, k, ctx)
+  k = checkcount(k, "semaphore acquire", 2)
+  local s = self.st:recv()
+  if type(s) == "number" then
+    if self.size - s >= k then
+      self.st:send(s + k)
+      return true
+    end
+    s = {cur = s, nid = 1}
+  end
+  if k > self.size then
+    self.st:send(s)
+    error(string.format("goro: semaphore acquire of %d exceeds its size %d", k, self.size), 2)
+  end
+  if ctx then
+    local err = ctx:err()
+    if err then
+      self.st:send(s)
+      return nil, err
+    end
+  end
+  local rec = {n = k, ready = go.chan(1), nextc = go.chan(1)}
+  enqueue(s, rec)
+  self.st:send(s)
+  if not ctx then
+    rec.ready:recv()
+    return true
+  end
+  local i = go.select{{rec.ready, "recv"}, {ctx:done(), "recv"}}
+  if i == 1 then return true end
+  -- the context ended: leave the queue, unless the tokens came meanwhile
+  s = self.st:recv()
+  local _, got = rec.ready:tryrecv()
+  if type(s) == "number" then s = {cur = s, nid = 1} end
+  if got then s.cur = s.cur - k end -- give them back (Go does the same)
+  rec.ready:close()
+  self.st:send(sem_notify(self, s))
+  return nil, ctx:err()
+end
+
+-- sem:try_acquire([k]) -> true if it took k tokens without waiting (only
+-- when nobody is queued, as x/sync's TryAcquire).
+function Sem.try_acquire(self, k)
+  k = checkcount(k, "semaphore try_acquire", 2)
+  local s = self.st:recv()
+  if type(s) == "number" and self.size - s >= k then
+    self.st:send(s + k)
+    return true
+  end
+  self.st:send(s)
+  return false
+end
+
+-- sem:release([k]): gives back k tokens (default 1) and wakes the waiters
+-- they satisfy. Releasing more than is held is an error.
+function Sem.release(self, k)
+  k = checkcount(k, "semaphore release", 2)
+  local s = self.st:recv()
+  local cur = type(s) == "number" and s or s.cur
+  if cur - k < 0 then
+    self.st:send(s)
+    error(string.format("goro: semaphore: released %d but only %d held", k, cur), 2)
+  end
+  if type(s) == "number" then
+    self.st:send(s - k)
+  else
+    s.cur = cur - k
+    self.st:send(sem_notify(self, s))
+  end
+end
+
+-- sem:held() -> the number of tokens held now (a snapshot, for tests and
+-- progress displays).
+function Sem.held(self)
+  local s = self.st:recv()
+  self.st:send(s)
+  return type(s) == "number" and s or s.cur
+end
+
+-- --------------------------------------------------------------- singleflight
+-- state: {calls = {[key] = {id, dups, res}}, nid}; res is a capacity-1
+-- channel where the running caller leaves the outcome, which each waiter
+-- takes and puts back.
+
+local SF = {}
+classes.singleflight = SF
+
+-- go.singleflight() -> a group that collapses concurrent calls with the
+-- same key into one execution (golang.org/x/sync/singleflight).
+function M.singleflight()
+  local g = new("singleflight", {st = go.chan(1)})
+  g.st:send({calls = {}, nid = 1})
+  return g
+end
+
+-- g:call(key, fn, ...) -> v, err, shared. If no call for key is running,
+-- runs fn(...) here and returns its first two results (Lua's `v, err`);
+-- otherwise waits for the running one and returns a copy of its results.
+-- shared is true when more than one caller received them. If fn raises,
+-- every caller of that execution raises the same error.
+function SF.call(self, key, fn, ...)
+  if key == nil then error("goro: singleflight key must not be nil", 2) end
+  local s = self.st:recv()
+  local c = s.calls[key]
+  if c then
+    c.dups = c.dups + 1
+    self.st:send(s)
+    local r = c.res:recv()
+    c.res:send(r) -- put it back for the other waiters (capacity 1: no wait)
+    if not r.ok then error(r.err, 0) end
+    return r.v, r.err, true
+  end
+  local id = s.nid
+  s.nid = id + 1
+  c = {id = id, dups = 0, res = go.chan(1)}
+  s.calls[key] = c
+  self.st:send(s)
+  local ok, v, err = pcall(fn, ...)
+  s = self.st:recv()
+  local cur = s.calls[key]
+  local dups = 0
+  if cur and cur.id == id then
+    dups = cur.dups
+    s.calls[key] = nil
+  elseif s.forgotten and s.forgotten[id] then
+    dups = s.forgotten[id]
+    s.forgotten[id] = nil
+    if next(s.forgotten) == nil then s.forgotten = nil end
+  end
+  self.st:send(s)
+  if dups > 0 then
+    local r = ok and {ok = true, v = v, err = err} or {ok = false, err = v}
+    local sent = pcall(c.res.send, c.res, r)
+    if not sent then
+      c.res:send({ok = false, err = "goro: singleflight: the result of '" .. tostring(key)
+        .. "' cannot be copied to the other callers"})
+    end
+  end
+  if not ok then error(v, 0) end
+  return v, err, dups > 0
+end
+SF["do"] = SF.call
+
+-- g:forget(key): the next call for key runs fn again instead of waiting
+-- for the one in flight (whose waiters still get its result).
+function SF.forget(self, key)
+  local s = self.st:recv()
+  local c = s.calls[key]
+  if c then
+    s.calls[key] = nil
+    s.forgotten = s.forgotten or {}
+    s.forgotten[c.id] = c.dups
+  end
+  self.st:send(s)
+end
+
+M.waitgroup = go.waitgroup
+
+return M
