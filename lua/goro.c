@@ -591,10 +591,12 @@ static int l_now(lua_State *L) {
 }
 
 /* A timer object: a channel that receives the time when it fires. */
+typedef struct lchan lchan;
 typedef struct ltimer {
   gobj h;
   goro_timer *t;
   goro_chan *c;
+  gobj *ch;       /* t.c: the channel's goro object, the same each time */
   int64_t period; /* ns; 0 for a one-shot timer */
 } ltimer;
 
@@ -609,6 +611,7 @@ static void ltimer_fire(void *arg, int64_t now) {
 static void ltimer_free(gobj *o) {
   ltimer *t = (ltimer *)o;
   goro_timer_free(t->t);
+  if (t->ch) gobj_unref(t->ch);
   goro_chan_unref(t->c);
   free(t);
 }
@@ -744,7 +747,14 @@ static int tm_index(lua_State *L) {
   ltimer *t = checktimer(L);
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "c") == 0 || strcmp(k, "C") == 0) {
-    push_chan_of(L, t->c);
+    if (!t->ch) { /* made on first use, kept: t.c == t.c */
+      push_chan_of(L, t->c);
+      t->ch = gobj_test(L, -1);
+      gobj_ref(t->ch);
+      return 1;
+    }
+    gobj_ref(t->ch);
+    gobj_push(L, t->ch);
     return 1;
   }
   if (strcmp(k, "stop") == 0) { lua_pushcfunction(L, tm_stop); return 1; }
@@ -1204,17 +1214,24 @@ int luaopen_goro(lua_State *L) {
       lua_setfield(L, -2, "__gc");
       lua_setmetatable(L, -2);
       lua_rawsetp(L, LUA_REGISTRYINDEX, RK_RUNTIME);
-      /* names of the globals that exist now: not the user's */
+      /* the standard globals' names (a fresh state's): any other global
+      ** the user's functions name is the user's and travels with them */
       lua_newtable(L);
-      lua_pushglobaltable(L);
-      lua_pushnil(L);
-      while (lua_next(L, -2)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -5);
+      lua_State *fresh = luaL_newstate();
+      if (fresh) {
+        luaL_openlibs(fresh);
+        lua_pushglobaltable(fresh);
+        lua_pushnil(fresh);
+        while (lua_next(fresh, -2)) {
+          lua_pop(fresh, 1);
+          if (lua_type(fresh, -1) == LUA_TSTRING) {
+            lua_pushstring(L, lua_tostring(fresh, -1));
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -3);
+          }
+        }
+        lua_close(fresh);
       }
-      lua_pop(L, 1);
       lua_rawsetp(L, LUA_REGISTRYINDEX, RK_BASE);
       xfer_init_state(L);
       lua_pushcfunction(L, goro_print);

@@ -101,11 +101,19 @@ void gstate_init_preemption(void) {
 /* package.path / cpath of the main state, inherited by goroutine states */
 static char *main_path, *main_cpath;
 
-void gstate_set_paths(const char *path, const char *cpath) {
+static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER; /* main_path/cpath */
+
+static void gstate_set_paths_locked(const char *path, const char *cpath) {
   free(main_path);
   free(main_cpath);
   main_path = path ? strdup(path) : NULL;
   main_cpath = cpath ? strdup(cpath) : NULL;
+}
+
+void gstate_set_paths(const char *path, const char *cpath) {
+  pthread_mutex_lock(&pathlock);
+  gstate_set_paths_locked(path, cpath);
+  pthread_mutex_unlock(&pathlock);
 }
 
 gstate *gstate_of(lua_State *L) {
@@ -245,14 +253,16 @@ static int open_coroutine(lua_State *L) {
 
 static int open_package(lua_State *L) {
   luaopen_package(L);
-  if (main_path) {
-    lua_pushstring(L, main_path);
-    lua_setfield(L, -2, "path");
-  }
-  if (main_cpath) {
-    lua_pushstring(L, main_cpath);
-    lua_setfield(L, -2, "cpath");
-  }
+  pthread_mutex_lock(&pathlock);
+  if (main_path) lua_pushstring(L, main_path);
+  else lua_pushnil(L);
+  if (main_cpath) lua_pushstring(L, main_cpath);
+  else lua_pushnil(L);
+  pthread_mutex_unlock(&pathlock);
+  if (!lua_isnil(L, -1)) lua_setfield(L, -3, "cpath");
+  else lua_pop(L, 1);
+  if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
+  else lua_pop(L, 1);
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_goro);
   lua_setfield(L, -2, "goro");
@@ -629,8 +639,31 @@ void gstate_reap(goro_g *g, void *ud) {
   else s->g = NULL;
 }
 
+/* The main state's package.path/cpath, as goroutine states inherit them:
+** re-read at each spawn from main (cheap when unchanged). */
+static const char *seen_path, *seen_cpath; /* main state only */
+
+static void refresh_paths(lua_State *L) {
+  if (lua_getglobal(L, "package") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "path");
+  lua_getfield(L, -2, "cpath");
+  const char *p = lua_tostring(L, -2), *c = lua_tostring(L, -1);
+  if (p != seen_path || c != seen_cpath) { /* interned: same pointer, same string */
+    pthread_mutex_lock(&pathlock);
+    gstate_set_paths_locked(p, c);
+    pthread_mutex_unlock(&pathlock);
+    seen_path = p;
+    seen_cpath = c;
+  }
+  lua_pop(L, 3);
+}
+
 void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
+  if (!goro_self()) refresh_paths(L);
   xbuf *b = xfer_encode_n(L, idx, n, "");
   b->memlimit = memlimit;
   int rc = goro_spawn(gstep, b, NULL);

@@ -681,6 +681,14 @@ static void enc_function(enc *e, int idx) {
   for (int i = 1; i <= nups; i++) {
     const char *name = lua_getupvalue(L, idx, i);
     int v = lua_gettop(L);
+    if (lua_type(L, v) == LUA_TTABLE && is_globals(e, v)) {
+      /* _ENV: bound to the receiver's globals (never joined: every copy
+      ** gets the same table anyway), and its globals may travel */
+      bbyte(L, e->b, T_UPENV);
+      usesenv = true;
+      lua_pop(L, 1);
+      continue;
+    }
     void *id = lua_upvalueid(L, idx, i);
     /* shared upvalue cell seen before: join it */
     int ref = seen_get(&e->seen, id);
@@ -693,16 +701,11 @@ static void enc_function(enc *e, int idx) {
       continue;
     }
     if (i < 256 && myref < (1 << 22)) seen_put(e, id, (myref << 8) | i);
-    if (lua_type(L, v) == LUA_TTABLE && is_globals(e, v)) {
-      bbyte(L, e->b, T_UPENV);
-      usesenv = true;
-    } else {
-      bbyte(L, e->b, T_UPVAL);
-      if (++e->depth > XFER_MAXDEPTH) enc_error(e, v, "nesting is too deep (limit 200)");
-      setpath(e, e->depth, 'u', name && *name ? name : "?", 0);
-      encode(e, v);
-      e->depth--;
-    }
+    bbyte(L, e->b, T_UPVAL);
+    if (++e->depth > XFER_MAXDEPTH) enc_error(e, v, "nesting is too deep (limit 200)");
+    setpath(e, e->depth, 'u', name && *name ? name : "?", 0);
+    encode(e, v);
+    e->depth--;
     lua_pop(L, 1);
   }
   /* globals the code names that the sender defined */
@@ -726,7 +729,6 @@ static void enc_function(enc *e, int idx) {
         }
         lua_pop(L, 1);
       }
-      if (user && t == LUA_TFUNCTION && lua_rawequal(L, -1, idx)) user = false;
       if (user) {
         if (nglob == 0) {
           bbyte(L, e->b, T_GLOBALS);
