@@ -90,9 +90,11 @@ static void opwake(selop *op) {
     goro_ready(g);
     return;
   }
-  /* release: the outcome written before is visible to the waiter. */
-  atomic_fetch_or_explicit(&op->word, OP_READY, memory_order_release);
-  futex_wake(&op->word, 1); /* address only: the waiter may be gone */
+  /* release: the outcome written before is visible to the waiter. A
+  ** syscall only if the waiter sleeps; after the OR we touch only the
+  ** address (the waiter may have returned already). */
+  if (atomic_fetch_or_explicit(&op->word, OP_READY, memory_order_release) & OP_SLEEPING)
+    futex_wake(&op->word, 1);
 }
 
 static inline void *slot(goro_chan *c, uint32_t i) {

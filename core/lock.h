@@ -90,7 +90,7 @@ static inline void lock_release(lock_t *l) {
     futex_wake(&l->v, 1);
 }
 
-/* ---- note_t: 0 clear, 1 woken ---- */
+/* ---- note_t: 0 clear, 1 woken, 2 a sleeper is (about to be) in the futex ---- */
 typedef struct note_t {
   _Atomic uint32_t key;
 } note_t;
@@ -100,9 +100,11 @@ static inline void note_clear(note_t *n) {
 }
 
 static inline void note_wakeup(note_t *n) {
-  /* release: what the waker wrote before is visible after note_sleep. */
-  atomic_store_explicit(&n->key, 1, memory_order_release);
-  futex_wake(&n->key, 1);
+  /* release: what the waker wrote before is visible after note_sleep. The
+  ** futex call only when the sleeper got to the futex (2): a spinning
+  ** sleeper sees the 1 without a syscall on either side. */
+  if (atomic_exchange_explicit(&n->key, 1, memory_order_release) == 2)
+    futex_wake(&n->key, 1);
 }
 
 static inline int note_ready(note_t *n) {

@@ -401,7 +401,6 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   g->schedlink = NULL;
   g->nopark = 0;
   g->op.pending = false;
-  atomic_store_explicit(&g->preempt, 0, memory_order_relaxed);
   g->id = atomic_fetch_add_explicit(&sched.goidgen, 1, memory_order_relaxed) + 1;
   /* relaxed: published to the M that runs it by the run queue's release. */
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
@@ -477,8 +476,8 @@ static void ext_wake_all(void) {
   for (selop *op = extwaiters; op; op = op->extnext) {
     /* release: the waiter re-reads nactive/interrupted after this. A
     ** registered op cannot go away while we hold extlock. */
-    atomic_fetch_add_explicit(&op->word, 1, memory_order_release);
-    futex_wake(&op->word, 1);
+    if (atomic_fetch_add_explicit(&op->word, 1, memory_order_release) & OP_SLEEPING)
+      futex_wake(&op->word, 1);
   }
   lock_release(&sched.extlock);
 }
@@ -535,13 +534,20 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
       }
       /* claimed by a peer: its outcome arrives in a moment */
     }
+    /* announce the sleep; a change of the word (a claim, a check) since
+    ** we read it fails the CAS or the futex_wait: no lost wake-up */
+    uint32_t ws = w | OP_SLEEPING;
+    if (w != ws && !atomic_compare_exchange_strong_explicit(&op->word, &w, ws,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+      continue;
     if (deadline > 0) {
       int64_t left = deadline - goro_now();
       if (left < 0) left = 0;
       struct timespec ts = ns_to_timespec(left);
-      futex_wait(&op->word, w, &ts);
+      futex_wait(&op->word, ws, &ts);
     } else {
-      futex_wait(&op->word, w, NULL);
+      futex_wait(&op->word, ws, NULL);
     }
   }
   lock_acquire(&sched.extlock);
@@ -706,7 +712,6 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
   atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);
   g->m = m;
   m->curg = g;
-  atomic_store_explicit(&g->preempt, 0, memory_order_relaxed); /* stale */
   atomic_store_explicit(&g->status, G_RUNNING, memory_order_relaxed);
   /* release: sysmon's acquire loads see a consistent M/G pair. */
   atomic_store_explicit(&p->curm, m, memory_order_release);
@@ -921,8 +926,9 @@ int goro_start(int nprocs, goro_reap_fn reap) {
   sched.maxmcount = envint("GORO_MAXTHREADS", 10000);
   atomic_store(&sched.gomaxprocs, nprocs);
   for (int i = 0; i < nprocs; i++) {
-    sched.allp[i] = newp(i);
-    if (!sched.allp[i]) return GORO_ENOMEM;
+    P *np = newp(i);
+    if (!np) return GORO_ENOMEM;
+    sched.allp[i] = np;
   }
   sched.nallp = nprocs;
   lock_acquire(&sched.lock);
@@ -945,12 +951,13 @@ int goro_gomaxprocs(int n) {
   if (!goro_running()) return GORO_ESTOPPED;
   lock_acquire(&sched.lock);
   for (int i = sched.nallp; i < n; i++) {
-    sched.allp[i] = newp(i);
-    if (!sched.allp[i]) {
+    P *np = newp(i);
+    if (!np) {
       lock_release(&sched.lock);
       return GORO_ENOMEM;
     }
-    atomic_store_explicit(&sched.allp[i]->status, P_GONE, memory_order_relaxed);
+    atomic_store_explicit(&np->status, P_GONE, memory_order_relaxed);
+    sched.allp[i] = np; /* seq_cst store: published whole */
     sched.nallp = i + 1;
   }
   atomic_store_explicit(&sched.gomaxprocs, n, memory_order_seq_cst);
@@ -991,7 +998,6 @@ int goro_stop(int64_t timeout_ns) {
   if (!goro_running()) return GORO_OK;
   if (goro_self()) return GORO_EINVAL;
   atomic_store_explicit(&sched.stopping, 1, memory_order_release);
-  sysmon_stop();
   timers_fini();
   int64_t deadline = goro_now() + timeout_ns;
   bool stuck = false;
@@ -1014,6 +1020,9 @@ int goro_stop(int64_t timeout_ns) {
     }
     usleep(200);
   }
+  /* sysmon ran until now: it preempts Gs still running a step, so they
+  ** come back to the scheduler and their Ms can leave */
+  sysmon_stop();
   if (stuck) {
     atomic_store_explicit(&sched.running, 0, memory_order_release);
     return GORO_ETIMEDOUT; /* a step is still running: leave memory alone */

@@ -18,6 +18,7 @@
 #define GFREE_MAX 64 /* a P keeps at most this many dead Gs */
 #define SEL_INLINE 4 /* select cases whose sudogs live inside the G */
 #define OP_READY 0x80000000u /* selop.word: the outcome is written */
+#define OP_SLEEPING 0x40000000u /* selop.word: the waiter is in futex_wait */
 
 typedef struct P P;
 typedef struct M M;
@@ -82,7 +83,6 @@ struct goro_g {
   sudog sgbuf[SEL_INLINE];
   sudog *sgheap;    /* larger selects: malloc'd, freed at finish */
   int nopark;       /* >0: operations block the M instead of parking */
-  _Atomic int preempt; /* sysmon asks it to yield */
   size_t allgidx;   /* position in sched.allg: allglock */
 };
 
@@ -108,6 +108,8 @@ struct P {
   uint64_t rand;             /* owner's PRNG state */
   _Atomic int64_t chanops;   /* owner adds (relaxed), stats read */
   _Atomic(goro_g *) curg;    /* G whose step runs on this P (sysmon reads) */
+  _Atomic int preempt;       /* sysmon asks the G of tick preempttick to yield */
+  _Atomic uint32_t preempttick;
   _Atomic(M *) curm;         /* ... and its M */
 };
 
@@ -151,8 +153,10 @@ typedef struct sched_t {
   _Atomic int running;  /* runtime started */
   _Atomic int stopping;
   _Atomic uint64_t goidgen;
-  P *allp[GORO_MAXPROCS];
-  int nallp;            /* Ps created (>= gomaxprocs): sched.lock */
+  /* Ps made so far; an entry is published (seq_cst store) once its P is
+  ** fully set up, and never changes until goro_stop. Read without lock. */
+  _Atomic(P *) allp[GORO_MAXPROCS];
+  _Atomic int nallp;    /* Ps created (>= gomaxprocs); grows under sched.lock */
   /* dead Gs shared between Ps: gflock */
   lock_t gflock;
   goro_g *gfree;

@@ -11,10 +11,10 @@
 ** running code yield; the G goes to the back of the global queue. If the G
 ** cannot yield yet (a C boundary), the request is repeated every 10 ms.
 **
-** sysmon reads p->curg / p->curm (atomics written by the owner in
-** execute()); Ms and Gs are never freed while the runtime runs, so a stale
-** pointer at worst signals a thread that no longer runs that G: the
-** handler checks its own thread's state and the G's flag.
+** sysmon reads p->curg (only to see the P busy) and p->curm (atomics
+** written by the owner in execute()); Ms are never freed while the runtime
+** runs, so a stale M at worst gets a signal its handler finds nothing to do
+** for: the request in the P carries the tick it was made for.
 */
 #include <signal.h>
 
@@ -39,17 +39,25 @@ void goro_set_preempt_signal(int signo) {
   atomic_store_explicit(&S.signo, signo, memory_order_relaxed);
 }
 
+/* The request lives in the P (Ps are never freed while the runtime runs;
+** a dead G may be), stamped with the P's tick: it is for the G of that
+** scheduling slot only. */
 bool goro_preempt_take(goro_g *g) {
+  M *m = tls_m;
+  if (!g || !m || m->curg != g || !m->p) return false;
+  P *p = m->p;
   /* acquire: pairs with sysmon's release store of the flag. */
-  return g && atomic_exchange_explicit(&g->preempt, 0, memory_order_acquire) != 0;
+  if (!atomic_exchange_explicit(&p->preempt, 0, memory_order_acquire)) return false;
+  return atomic_load_explicit(&p->preempttick, memory_order_relaxed) ==
+         atomic_load_explicit(&p->tick, memory_order_relaxed);
 }
 
 static void preemptone(P *p, int64_t now) {
-  goro_g *g = atomic_load_explicit(&p->curg, memory_order_acquire);
   M *m = atomic_load_explicit(&p->curm, memory_order_acquire);
-  if (!g || !m) return;
-  /* release: the handler's acquire exchange sees the request. */
-  atomic_store_explicit(&g->preempt, 1, memory_order_release);
+  if (!m || !atomic_load_explicit(&p->curg, memory_order_relaxed)) return;
+  atomic_store_explicit(&p->preempttick, S.lasttick[p->id], memory_order_relaxed);
+  /* release: the handler's acquire exchange sees the tick. */
+  atomic_store_explicit(&p->preempt, 1, memory_order_release);
   STAT_ADD(c_preempt, 1);
   int signo = atomic_load_explicit(&S.signo, memory_order_relaxed);
   if (signo > 0) pthread_kill(m->thread, signo);
