@@ -9,6 +9,7 @@
 ** becomes the error "all goroutines are asleep - deadlock!". The main state
 ** also raises, at every goro call, the errors of goroutines that failed.
 */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,7 +354,7 @@ static int ch_send(lua_State *L) {
   goro_chan *c = checkchan(L, 1);
   gstate *s = gstate_of(L);
   CHECK_MAIN(L, s);
-  xval local, *v = s ? &s->sendv : &local;
+  xval local = {0}, *v = s ? &s->sendv : &local;
   xfer_drop_val(v);
   xfer_encode_val(L, 2, v, "the value sent");
   goro_case cs = {c, GORO_SEND, v};
@@ -1050,6 +1051,7 @@ static void shutdown_runtime(void) {
   if (atomic_exchange(&tracing, 0)) pthread_join(tracer, NULL);
   if (!goro_running()) return;
   int rc = goro_stop(200000000); /* running steps get 200 ms to return */
+  if (rc == GORO_OK) gstate_fini_preemption();
   if (rc == GORO_OK) {
     pthread_mutex_lock(&ticklock);
     for (int i = 0; i < nleaked_ticks; i++) ltimer_free(&leaked_ticks[i]->h);
@@ -1073,6 +1075,15 @@ static int runtime_gc(lua_State *L) {
     exit(1);
   }
   return 0;
+}
+
+/* Keeps goro.so mapped until the process ends (lua_close dlcloses C
+** modules): threads of a runtime that could not stop (a goroutine stuck in
+** C), an exit handler, a late signal, must never run unmapped code. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_module, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD);
 }
 
 static const luaL_Reg chan_methods[] = {
@@ -1179,6 +1190,7 @@ int luaopen_goro(lua_State *L) {
     int rc = goro_start(0, gstate_reap);
     if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
     goro_set_cache_free(gstate_cache_free);
+    pin_module();
     gstate_init_preemption();
     static bool atexit_done;
     if (!atexit_done) atexit_done = atexit(shutdown_runtime) == 0;

@@ -139,6 +139,7 @@ typedef struct gstate {
   int ncases, ncasescap;
   goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
+  unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
 } gstate;
 
@@ -158,6 +159,7 @@ void gstate_cache_free(void *p);
 /* Preemption by signal (see gstate.c); called once by the main state. */
 #define GORO_PREEMPT_SIGNAL SIGURG
 void gstate_init_preemption(void);
+void gstate_fini_preemption(void);
 void gstate_reap(goro_g *g, void *ud);
 /* The environment table user code of this goroutine runs in (globals). */
 void gstate_push_env(lua_State *L);
@@ -190,5 +192,6 @@ extern const char goro_regkeys[16];
 #define RK_CFNAMES (&goro_regkeys[7])  /* C function -> {module, field} */
 #define RK_FNCACHE (&goro_regkeys[8])  /* prototype key -> fnproto (sender) */
 #define RK_PROTOS (&goro_regkeys[9])   /* fnproto id -> closure (receiver) */
+#define RK_PATHS (&goro_regkeys[10])   /* main: {package.path, cpath} last seen */
 
 #endif

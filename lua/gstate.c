@@ -85,23 +85,38 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   }
 }
 
-/* Installs the handler once per process (main state). */
+static struct sigaction oldact; /* the handler before ours */
+static bool installed;
+
+/* Installs the handler (main state, at runtime start). */
 void gstate_init_preemption(void) {
-  static bool done;
-  if (done) return;
-  done = true;
+  if (installed) return;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_preempt_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(GORO_PREEMPT_SIGNAL, &sa, NULL) == 0) goro_set_preempt_signal(GORO_PREEMPT_SIGNAL);
+  if (sigaction(GORO_PREEMPT_SIGNAL, &sa, &oldact) == 0) {
+    installed = true;
+    goro_set_preempt_signal(GORO_PREEMPT_SIGNAL);
+  }
+}
+
+/* Puts the previous handler back once the runtime stopped: a signal sent
+** just before (ThreadSanitizer delivers them late) must not reach our
+** handler after the module is unloaded. */
+void gstate_fini_preemption(void) {
+  if (!installed) return;
+  goro_set_preempt_signal(0);
+  sigaction(GORO_PREEMPT_SIGNAL, &oldact, NULL);
+  installed = false;
 }
 
 /* package.path / cpath of the main state, inherited by goroutine states */
 static char *main_path, *main_cpath;
 
 static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER; /* main_path/cpath */
+static _Atomic unsigned pathgen; /* bumped when main's paths change */
 
 static void gstate_set_paths_locked(const char *path, const char *cpath) {
   free(main_path);
@@ -251,6 +266,11 @@ static int open_coroutine(lua_State *L) {
   return 1;
 }
 
+static const struct lazylib {
+  const char *name;
+  lua_CFunction open;
+} lazylibs[];
+
 static int open_package(lua_State *L) {
   luaopen_package(L);
   pthread_mutex_lock(&pathlock);
@@ -264,6 +284,10 @@ static int open_package(lua_State *L) {
   if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
   else lua_pop(L, 1);
   lua_getfield(L, -1, "preload");
+  for (int i = 0; lazylibs[i].name; i++) { /* require "table" opens it lazily too */
+    lua_pushcfunction(L, lazylibs[i].open);
+    lua_setfield(L, -2, lazylibs[i].name);
+  }
   lua_pushcfunction(L, luaopen_goro);
   lua_setfield(L, -2, "goro");
   lua_pushcfunction(L, goro_open_ffi);
@@ -326,10 +350,7 @@ static int open_io(lua_State *L) {
 
 /* ---------------------------------------------------- lazy libraries */
 
-static const struct {
-  const char *name;
-  lua_CFunction open;
-} lazylibs[] = {
+static const struct lazylib lazylibs[] = {
   {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
   {LUA_MATHLIBNAME, luaopen_math}, {LUA_COLIBNAME, open_coroutine},
   {LUA_IOLIBNAME, open_io}, {LUA_OSLIBNAME, open_os},
@@ -531,6 +552,28 @@ static void report(gstate *s, goro_g *g, int st) {
   lua_pop(L, 1);
 }
 
+/* A pooled state that opened `package` under older paths takes the new. */
+static void apply_paths(gstate *s) {
+  unsigned gen = atomic_load_explicit(&pathgen, memory_order_acquire);
+  if (s->pathgen == gen) return;
+  s->pathgen = gen;
+  lua_State *L = s->L;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
+    pthread_mutex_lock(&pathlock);
+    if (main_path) lua_pushstring(L, main_path);
+    else lua_pushnil(L);
+    if (main_cpath) lua_pushstring(L, main_cpath);
+    else lua_pushnil(L);
+    pthread_mutex_unlock(&pathlock);
+    if (!lua_isnil(L, -1)) lua_setfield(L, -3, "cpath");
+    else lua_pop(L, 1);
+    if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
 /* ------------------------------------------------------------ the pool
 ** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
 ** takes one, its last gives it back, without locks. A G is bound to its
@@ -590,6 +633,7 @@ static goro_step gstep(goro_g *g, void *ud) {
       *(gstate **)goro_cache(g) = s;
     }
     s->g = g;
+    apply_paths(s);
     lua_State *L = s->L;
     lua_createtable(L, 0, 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
@@ -640,9 +684,10 @@ void gstate_reap(goro_g *g, void *ud) {
 }
 
 /* The main state's package.path/cpath, as goroutine states inherit them:
-** re-read at each spawn from main (cheap when unchanged). */
-static const char *seen_path, *seen_cpath; /* main state only */
-
+** re-read at each spawn from main and compared with the strings last seen
+** (held in main's registry, so the comparison is by pointer when nothing
+** changed). A change bumps pathgen; a pooled state applies it when its
+** next goroutine starts. */
 static void refresh_paths(lua_State *L) {
   if (lua_getglobal(L, "package") != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -650,15 +695,27 @@ static void refresh_paths(lua_State *L) {
   }
   lua_getfield(L, -1, "path");
   lua_getfield(L, -2, "cpath");
-  const char *p = lua_tostring(L, -2), *c = lua_tostring(L, -1);
-  if (p != seen_path || c != seen_cpath) { /* interned: same pointer, same string */
-    pthread_mutex_lock(&pathlock);
-    gstate_set_paths_locked(p, c);
-    pthread_mutex_unlock(&pathlock);
-    seen_path = p;
-    seen_cpath = c;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_PATHS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 2, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PATHS);
   }
-  lua_pop(L, 3);
+  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -2, 2);
+  bool same = lua_rawequal(L, -4, -2) && lua_rawequal(L, -3, -1);
+  lua_pop(L, 2);
+  if (!same) {
+    pthread_mutex_lock(&pathlock);
+    gstate_set_paths_locked(lua_tostring(L, -3), lua_tostring(L, -2));
+    pthread_mutex_unlock(&pathlock);
+    atomic_fetch_add_explicit(&pathgen, 1, memory_order_release);
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, -2, 1);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, 2);
+  }
+  lua_pop(L, 4);
 }
 
 void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
