@@ -24,12 +24,16 @@
 **           C string.
 **
 ** A call converts every argument first: a Lua error (wrong arity, wrong
-** type, out of range) can only happen there, before anything is held. Then,
-** for a blocking function, goro_enter_blocking() hands the P to another M
-** (Go's entersyscallblock), ffi_call runs, goro_exit_blocking() takes a P
-** back; no Lua API is touched in between. Argument values live in this C
-** frame; a string argument points into the Lua string, which the stack keeps
-** alive for the call only: C must not keep it nor write into it.
+** type, out of range) can only happen there, before anything is held. Then
+** the goroutine leaves Lua as Go's cgo calls do: goro_enter_syscall() keeps
+** the P but marks it in a syscall (sysmon retakes it if the call lasts over
+** ~1 ms, and never sends the preemption signal into C code, whose sleeps
+** and polls would see EINTR), or, for a function declared blocking,
+** goro_enter_blocking() hands the P to another M at once (entersyscallblock).
+** ffi_call runs, goro_exit_blocking() takes a P back; no Lua API is touched
+** in between. Argument values live in this C frame; a string argument
+** points into the Lua string, which the stack keeps alive for the call only:
+** C must not keep it nor write into it.
 **
 ** Declarations are C prototypes parsed here (parse_decl): scalar types and
 ** pointers; no structs or unions by value, callbacks, long double. The extra
@@ -77,32 +81,31 @@ _Static_assert(sizeof(bool) == 1, "bool is passed as uint8");
 _Static_assert(sizeof(void *) == sizeof(void (*)(void)), "dlsym's pointer is the code");
 
 static const struct {
-  const char *name;  /* for messages */
-  size_t size;
-  ffi_type *ffi;
+  size_t size;          /* bytes in memory (buffer:get/set, sizeof) */
+  ffi_type *ffi;        /* how libffi passes it */
   lua_Integer min, max; /* accepted Lua integers (64-bit kinds: all) */
 } kinds[] = {
-  [CT_VOID] = {"void", 0, &ffi_type_void, 0, 0},
-  [CT_BOOL] = {"bool", 1, &ffi_type_uint8, 0, 1},
-  [CT_CHAR] = {"char", 1, CHAR_MIN < 0 ? &ffi_type_sint8 : &ffi_type_uint8, -128, 255},
-  [CT_I8] = {"int8", 1, &ffi_type_sint8, INT8_MIN, INT8_MAX},
-  [CT_U8] = {"uint8", 1, &ffi_type_uint8, 0, UINT8_MAX},
-  [CT_I16] = {"int16", 2, &ffi_type_sint16, INT16_MIN, INT16_MAX},
-  [CT_U16] = {"uint16", 2, &ffi_type_uint16, 0, UINT16_MAX},
-  [CT_I32] = {"int32", 4, &ffi_type_sint32, INT32_MIN, INT32_MAX},
-  [CT_U32] = {"uint32", 4, &ffi_type_uint32, 0, UINT32_MAX},
-  [CT_I64] = {"int64", 8, &ffi_type_sint64, LUA_MININTEGER, LUA_MAXINTEGER},
-  [CT_U64] = {"uint64", 8, &ffi_type_uint64, LUA_MININTEGER, LUA_MAXINTEGER},
-  [CT_FLOAT] = {"float", sizeof(float), &ffi_type_float, 0, 0},
-  [CT_DOUBLE] = {"double", sizeof(double), &ffi_type_double, 0, 0},
-  [CT_PTR] = {"pointer", sizeof(void *), &ffi_type_pointer, 0, 0},
+  [CT_VOID] = {0, &ffi_type_void, 0, 0},
+  [CT_BOOL] = {1, &ffi_type_uint8, 0, 1},
+  [CT_CHAR] = {1, CHAR_MIN < 0 ? &ffi_type_sint8 : &ffi_type_uint8, -128, 255},
+  [CT_I8] = {1, &ffi_type_sint8, INT8_MIN, INT8_MAX},
+  [CT_U8] = {1, &ffi_type_uint8, 0, UINT8_MAX},
+  [CT_I16] = {2, &ffi_type_sint16, INT16_MIN, INT16_MAX},
+  [CT_U16] = {2, &ffi_type_uint16, 0, UINT16_MAX},
+  [CT_I32] = {4, &ffi_type_sint32, INT32_MIN, INT32_MAX},
+  [CT_U32] = {4, &ffi_type_uint32, 0, UINT32_MAX},
+  [CT_I64] = {8, &ffi_type_sint64, LUA_MININTEGER, LUA_MAXINTEGER},
+  [CT_U64] = {8, &ffi_type_uint64, LUA_MININTEGER, LUA_MAXINTEGER},
+  [CT_FLOAT] = {sizeof(float), &ffi_type_float, 0, 0},
+  [CT_DOUBLE] = {sizeof(double), &ffi_type_double, 0, 0},
+  [CT_PTR] = {sizeof(void *), &ffi_type_pointer, 0, 0},
 };
 
 /* Type names that are one word (the others are built from signed, unsigned,
 ** char, short, int, long). */
 static const struct {
-  const char *name;
-  int kind;
+  const char *name;  /* as written in a declaration */
+  int kind;          /* CT_*, sized for this platform */
 } named[] = {
   {"void", CT_VOID}, {"bool", CT_BOOL}, {"_Bool", CT_BOOL}, {"float", CT_FLOAT},
   {"double", CT_DOUBLE}, {"int8_t", CT_I8}, {"uint8_t", CT_U8}, {"int16_t", CT_I16},
@@ -189,6 +192,12 @@ static bool is(const parser *ps, const char *word) {
   return ps->tk == 'i' && strcmp(ps->tok, word) == 0;
 }
 
+/* Qualifiers that change nothing for a call (const is tracked apart). */
+static bool is_ignored(const parser *ps) {
+  return is(ps, "volatile") || is(ps, "restrict") || is(ps, "__restrict") ||
+         is(ps, "__restrict__");
+}
+
 /* The current token for messages: 'x', or "the end". */
 static const char *tokdesc(parser *ps) {
   if (!ps->tk) return "the end";
@@ -211,8 +220,7 @@ static bool parse_type(parser *ps, ctype *t) {
   memset(t, 0, sizeof *t);
   while (ps->tk == 'i') {
     const char *w = ps->tok;
-    if (is(ps, "volatile") || is(ps, "restrict") || is(ps, "__restrict") ||
-        is(ps, "__restrict__")) {
+    if (is_ignored(ps)) {
       if (!lex(ps)) return false;
       continue;
     }
@@ -267,8 +275,7 @@ static bool parse_type(parser *ps, ctype *t) {
   while (ps->tk == '*') {
     if (++t->ptrs > FFI_MAXPTRS) return fail(ps, "too many '*'");
     if (!lex(ps)) return false;
-    while (is(ps, "const") || is(ps, "volatile") || is(ps, "restrict") ||
-           is(ps, "__restrict") || is(ps, "__restrict__"))
+    while (is(ps, "const") || is_ignored(ps))
       if (!lex(ps)) return false;
   }
   t->kind = t->ptrs ? CT_PTR : (uint8_t)kind;
@@ -389,6 +396,14 @@ typedef struct ffbuf {
 
 static void open_mts(lua_State *L);
 
+static void ffobj_init(gobj *h, const char *mt, void (*free)(gobj *)) {
+  atomic_init(&h->refs, 1);
+  h->type = GOBJ_FFI;
+  h->free = free;
+  h->mtname = mt;
+  h->openmt = open_mts;
+}
+
 static void fflib_free(gobj *o) {
   fflib *lib = (fflib *)o;
   if (lib->handle) dlclose(lib->handle);
@@ -431,11 +446,7 @@ static void push_lib(lua_State *L, const char *name) {
     if (h) dlclose(h);
     luaL_error(L, "goro: ffi: out of memory");
   }
-  atomic_init(&lib->h.refs, 1);
-  lib->h.type = GOBJ_FFI;
-  lib->h.free = fflib_free;
-  lib->h.mtname = MT_LIB;
-  lib->h.openmt = open_mts;
+  ffobj_init(&lib->h, MT_LIB, fflib_free);
   lib->handle = h;
   memcpy(lib->name, name ? name : "", len + 1);
   gobj_push(L, &lib->h);
@@ -510,11 +521,7 @@ static int lib_func(lua_State *L) {
   }
   gobj_ref(&lib->h);
   f->lib = lib;
-  atomic_init(&f->h.refs, 1);
-  f->h.type = GOBJ_FFI;
-  f->h.free = fffunc_free;
-  f->h.mtname = MT_FUNC;
-  f->h.openmt = open_mts;
+  ffobj_init(&f->h, MT_FUNC, fffunc_free);
   gobj_push(L, &f->h);
   return 1;
 }
@@ -535,36 +542,24 @@ static int func_tostring(lua_State *L) {
 
 /* One C value of any supported kind. */
 typedef union cval {
-  bool b;
-  char c;
-  int8_t i8;
-  uint8_t u8;
-  int16_t i16;
-  uint16_t u16;
-  int32_t i32;
-  uint32_t u32;
-  int64_t i64;
-  uint64_t u64;
-  float f;
-  double d;
-  void *p;
+  bool b; char c; float f; double d; void *p;
+  int8_t i8; uint8_t u8; int16_t i16; uint16_t u16;
+  int32_t i32; uint32_t u32; int64_t i64; uint64_t u64;
 } cval;
 
-/* Raises "goro: ffi <who>: argument <n> must be <expected> (<type>), got <value>". */
+/* Raises "goro: ffi <who>: argument <n> must be <expected> (<type>), got
+** <value><extra>", or with expected NULL "... out of range for <type>: <n>". */
 static int bad_value(lua_State *L, int idx, const ctype *t, const char *who, int argno,
                      const char *expected, const char *extra) {
   char ts[64], what[32];
-  if (argno > 0) snprintf(what, sizeof what, "argument %d", argno);
-  else snprintf(what, sizeof what, "the value");
-  if (lua_isinteger(L, idx))
-    lua_pushfstring(L, "%I", lua_tointeger(L, idx));
-  else if (lua_type(L, idx) == LUA_TNUMBER)
-    lua_pushfstring(L, "%f", lua_tonumber(L, idx));
-  else
-    lua_pushstring(L, luaL_typename(L, idx));
-  return luaL_error(L, "goro: ffi %s: %s must be %s (%s), got %s%s", who, what, expected,
-                    t ? ctype_str(t, ts, sizeof ts) : "variadic", lua_tostring(L, -1),
-                    extra);
+  snprintf(what, sizeof what, argno > 0 ? "argument %d" : "the value", argno);
+  if (lua_isinteger(L, idx)) lua_pushfstring(L, "%I", lua_tointeger(L, idx));
+  else if (lua_type(L, idx) == LUA_TNUMBER) lua_pushfstring(L, "%f", lua_tonumber(L, idx));
+  else lua_pushstring(L, luaL_typename(L, idx));
+  const char *ty = t ? ctype_str(t, ts, sizeof ts) : "variadic", *got = lua_tostring(L, -1);
+  if (!expected) return luaL_error(L, "goro: ffi %s: %s out of range for %s: %s", who, what, ty, got);
+  return luaL_error(L, "goro: ffi %s: %s must be %s (%s), got %s%s", who, what, expected, ty,
+                    got, extra);
 }
 
 /* The address a pointer argument stands for: nil, light userdata, buffer,
@@ -631,13 +626,7 @@ static void tocval(lua_State *L, int idx, const ctype *t, cval *v, const char *w
   if (!isint)
     bad_value(L, idx, t, who, argno, k == CT_CHAR ? "an integer or a one-byte string"
               : "an integer", "");
-  if (n < kinds[k].min || n > kinds[k].max) {
-    char ts[64], what[32];
-    if (argno > 0) snprintf(what, sizeof what, "argument %d", argno);
-    else snprintf(what, sizeof what, "the value");
-    luaL_error(L, "goro: ffi %s: %s out of range for %s: %I", who, what,
-               ctype_str(t, ts, sizeof ts), n);
-  }
+  if (n < kinds[k].min || n > kinds[k].max) bad_value(L, idx, t, who, argno, NULL, "");
   switch (k) {
   case CT_CHAR: v->c = (char)n; break;
   case CT_I8: v->i8 = (int8_t)n; break;
@@ -743,9 +732,10 @@ static int func_call(lua_State *L) {
     cval v;
   } rv;
   memset(&rv, 0, sizeof rv);
-  if (f->blocking) goro_enter_blocking();
+  if (f->blocking) goro_enter_blocking(); /* hand the P off now */
+  else goro_enter_syscall();              /* keep it; sysmon retakes it if we last */
   ffi_call(cif, f->fn, &rv, avals);
-  if (f->blocking) goro_exit_blocking();
+  goro_exit_blocking();
   cval out = rv.v;
   switch (f->ret.kind) {
   case CT_BOOL: out.b = rv.u != 0; break;
