@@ -46,8 +46,10 @@ local function checkint(v, what, min, level)
   return v
 end
 
+local CHAN_MT = getmetatable(go.chan())
+
 local function is_chan(v)
-  return type(v) == "userdata" and tostring(v):sub(1, 10) == "goro.chan("
+  return getmetatable(v) == CHAN_MT
 end
 
 -- --------------------------------------------------------------- pool
@@ -192,7 +194,8 @@ end
 
 -- p:submit(job) -> i, the job's index (1, 2, ... in submission order).
 -- Blocks while the jobs buffer is full. The job is copied to a worker.
--- Submitting to a closed pool is an error.
+-- Submitting to a closed pool is an error. (As in Go, a job that submits to
+-- its own pool can deadlock it once every worker waits for buffer space.)
 function Pool.submit(p, job)
   local i = p.seq:recv() -- held while sending: indices follow send order
   local ok, err = pcall(p.jobs.send, p.jobs, {i, job})

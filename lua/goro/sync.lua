@@ -200,6 +200,18 @@ function RW.runlock(self)
   if n == 1 then self.drained:trysend(true) end
 end
 
+-- rw:rlocker() -> an object whose lock/unlock are rw's rlock/runlock (Go's
+-- RLocker), e.g. for go.cond(rw:rlocker()).
+function RW.rlocker(self)
+  return new("rlocker", {rw = self})
+end
+
+local RLocker = {}
+classes.rlocker = RLocker
+function RLocker.lock(l) l.rw:rlock(); return l end
+function RLocker.unlock(l) l.rw:runlock() end
+RLocker.__close = RLocker.unlock
+
 -- --------------------------------------------------------------- once
 
 local Once = {}
@@ -337,8 +349,10 @@ end
 -- sem:acquire([k [, ctx]]) -> true, or nil and ctx:err() if ctx ended
 -- first (then nothing is held). Blocks until k (default 1) tokens are
 -- available and every earlier waiter has been served. Asking for more than
--- the size is an error (it could never succeed).
+-- the size is an error (it could never succeed). Go's order,
+-- sem:acquire(ctx [, k]), works too.
 function Sem.acquire(self, k, ctx)
+  if type(k) == "table" then k, ctx = ctx, k end
   k = checkcount(k, "semaphore acquire", 2)
   local s = self.st:recv()
   if type(s) == "number" then
