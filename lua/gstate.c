@@ -482,8 +482,10 @@ static gstate *gstate_new(void) {
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
-  s->co = lua_newthread(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_CO);
+  /* The goroutine runs on the state's main thread, resumed as a coroutine
+  ** (lua_resume accepts any thread at base level): a separate coroutine
+  ** would cost ~1 KB per goroutine. */
+  s->co = L;
   return s;
 }
 
