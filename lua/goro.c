@@ -310,6 +310,44 @@ static int blockop(lua_State *L, gstate *s, int kind, goro_case *cases, int n,
   return op_results(L, kind, rc, idx, ok, vals, nvals, cases);
 }
 
+/* ------------------------------------------------------ argument checks
+** Like luaL_check*, with messages that start with "goro:" and name the
+** function as the user wrote it (go.chan, ch:send...). */
+
+static int argerr(lua_State *L, int arg, const char *fn, const char *expected) {
+  return luaL_error(L, "goro: %s: argument #%d must be %s, got %s", fn, arg, expected,
+                    lua_isnoneornil(L, arg) ? "nothing" : luaL_typename(L, arg));
+}
+
+static lua_Integer arg_int(lua_State *L, int arg, const char *fn, lua_Integer dflt) {
+  if (lua_isnoneornil(L, arg)) return dflt;
+  int isnum;
+  lua_Integer v = lua_tointegerx(L, arg, &isnum);
+  if (!isnum) {
+    if (lua_type(L, arg) == LUA_TNUMBER)
+      luaL_error(L, "goro: %s: argument #%d must be an integer, got %s", fn, arg,
+                 lua_tostring(L, arg));
+    argerr(L, arg, fn, "an integer");
+  }
+  return v;
+}
+
+#define MAX_DURATION_S 1e9 /* ~31 years: longer waits are "forever" */
+
+/* A duration in seconds as nanoseconds; NaN and non-numbers are errors,
+** huge values are clamped (then nothing will fire in this process's life). */
+static int64_t arg_duration(lua_State *L, int arg, const char *fn, bool negative_ok) {
+  if (lua_type(L, arg) != LUA_TNUMBER) argerr(L, arg, fn, "a number of seconds");
+  lua_Number sec = lua_tonumber(L, arg);
+  if (sec != sec)
+    luaL_error(L, "goro: %s: the duration is NaN: pass a number of seconds", fn);
+  if (sec < 0 && !negative_ok)
+    luaL_error(L, "goro: %s: negative duration %f: pass a number of seconds >= 0", fn, sec);
+  if (sec > MAX_DURATION_S) sec = MAX_DURATION_S;
+  if (sec < 0) sec = 0;
+  return (int64_t)(sec * 1e9);
+}
+
 /* ------------------------------------------------------------ channels */
 
 static void lchan_free(gobj *o) {
@@ -337,10 +375,14 @@ static lchan *lchan_new(lua_State *L, size_t cap) {
 static int l_chan(lua_State *L) {
   gstate *s = gstate_of(L);
   CHECK_MAIN(L, s);
-  lua_Integer cap = luaL_optinteger(L, 1, 0);
+  if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1) &&
+      (lua_tonumber(L, 1) > (1 << 24) || lua_tonumber(L, 1) < 0))
+    return luaL_error(L, "goro: bad channel capacity %f: use 0 (unbuffered) to %d",
+                      lua_tonumber(L, 1), 1 << 24);
+  lua_Integer cap = arg_int(L, 1, "go.chan", 0);
   if (cap < 0 || cap > (1 << 24))
-    return luaL_error(L, "goro: bad channel capacity %d: use 0 (unbuffered) to %d",
-                      (int)cap, 1 << 24);
+    return luaL_error(L, "goro: bad channel capacity %I: use 0 (unbuffered) to %d",
+                      (LUAI_UACINT)cap, 1 << 24);
   lchan *c = lchan_new(L, (size_t)cap);
   gobj_push(L, &c->h);
   return 1;
@@ -492,7 +534,7 @@ static int ch_range(lua_State *L) {
 /* ------------------------------------------------------------ select */
 
 static int l_select(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_istable(L, 1)) argerr(L, 1, "go.select", "a table of cases");
   gstate *s = gstate_of(L);
   CHECK_MAIN(L, s);
   int n = (int)lua_rawlen(L, 1);
@@ -564,11 +606,11 @@ static int l_select(lua_State *L) {
 /* ------------------------------------------------------------ time */
 
 static int l_sleep(lua_State *L) {
-  lua_Number sec = luaL_checknumber(L, 1);
+  int64_t ns = arg_duration(L, 1, "go.sleep", true);
   gstate *s = gstate_of(L);
   CHECK_MAIN(L, s);
-  if (sec <= 0) return 0;
-  int64_t d = goro_now() + (int64_t)(sec * 1e9);
+  if (ns <= 0) return 0;
+  int64_t d = goro_now() + ns;
   if (s && gstate_canpark(L, s)) {
     int rc = goro_sleep(d);
     if (rc == GORO_EPARK) {
@@ -617,10 +659,9 @@ static void ltimer_free(gobj *o) {
   free(t);
 }
 
-static ltimer *ltimer_new(lua_State *L, lua_Number sec, bool periodic) {
-  if (!(sec >= 0) || (periodic && sec <= 0))
-    luaL_error(L, "goro: bad duration %f: use a %s number of seconds", sec,
-               periodic ? "positive" : "non-negative");
+static ltimer *ltimer_new(lua_State *L, int64_t ns, bool periodic) {
+  if (periodic && ns <= 0)
+    luaL_error(L, "goro: a ticker needs a positive period in seconds");
   ltimer *t = calloc(1, sizeof *t);
   if (!t) luaL_error(L, "goro: out of memory creating a timer");
   atomic_init(&t->h.refs, 1);
@@ -629,7 +670,6 @@ static ltimer *ltimer_new(lua_State *L, lua_Number sec, bool periodic) {
   t->h.mtname = MT_TIMER;
   t->h.openmt = open_timer_mt;
   t->c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
-  int64_t ns = (int64_t)(sec * 1e9);
   t->period = periodic ? ns : 0;
   if (t->c) t->t = goro_timer_new(goro_now() + ns, periodic ? ns : 0, ltimer_fire, t);
   if (!t->c || !t->t) {
@@ -655,14 +695,14 @@ static void push_chan_of(lua_State *L, goro_chan *c) {
 
 static int l_timer(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  ltimer *t = ltimer_new(L, luaL_checknumber(L, 1), false);
+  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.timer", false), false);
   gobj_push(L, &t->h);
   return 1;
 }
 
 static int l_ticker(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  ltimer *t = ltimer_new(L, luaL_checknumber(L, 1), true);
+  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.ticker", false), true);
   gobj_push(L, &t->h);
   return 1;
 }
@@ -690,8 +730,7 @@ static void after_fire(void *arg, int64_t now) {
 /* go.after(sec): a channel that receives the time once, after sec. */
 static int l_after(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  lua_Number sec = luaL_checknumber(L, 1);
-  if (!(sec >= 0)) return luaL_error(L, "goro: bad duration: use a non-negative number of seconds");
+  int64_t ns = arg_duration(L, 1, "go.after", false);
   after *a = malloc(sizeof *a);
   goro_chan *c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
   if (!a || !c) {
@@ -701,7 +740,7 @@ static int l_after(lua_State *L) {
   }
   push_chan_of(L, c); /* takes its own reference */
   a->c = c;           /* the timer keeps the creation reference */
-  if (!goro_timer_new(goro_now() + (int64_t)(sec * 1e9), GORO_TIMER_ONESHOT_FREE, after_fire, a)) {
+  if (!goro_timer_new(goro_now() + ns, GORO_TIMER_ONESHOT_FREE, after_fire, a)) {
     goro_chan_unref(c);
     free(a);
     return luaL_error(L, "goro: out of memory creating a timer");
@@ -712,7 +751,7 @@ static int l_after(lua_State *L) {
 /* go.tick(sec): a channel that receives every sec, forever (as Go's). */
 static int l_tick(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  ltimer *t = ltimer_new(L, luaL_checknumber(L, 1), true);
+  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.tick", false), true);
   push_chan_of(L, t->c);
   pthread_mutex_lock(&ticklock);
   ltimer **n = realloc(leaked_ticks, sizeof *n * (size_t)(nleaked_ticks + 1));
@@ -733,11 +772,10 @@ static int tm_stop(lua_State *L) {
 
 static int tm_reset(lua_State *L) {
   ltimer *t = checktimer(L);
-  lua_Number sec = luaL_checknumber(L, 2);
-  if (!(sec >= 0) || (t->period > 0 && sec <= 0))
-    return luaL_error(L, "goro: bad duration: use a positive number of seconds");
+  int64_t ns = arg_duration(L, 2, "t:reset", false);
+  if (t->period > 0 && ns <= 0)
+    return luaL_error(L, "goro: a ticker needs a positive period in seconds");
   bool was = goro_timer_stop(t->t);
-  int64_t ns = (int64_t)(sec * 1e9);
   goro_timer_reset(t->t, goro_now() + ns, t->period > 0 ? ns : 0);
   if (t->period > 0) t->period = ns;
   lua_pushboolean(L, was);
@@ -746,7 +784,8 @@ static int tm_reset(lua_State *L) {
 
 static int tm_index(lua_State *L) {
   ltimer *t = checktimer(L);
-  const char *k = luaL_checkstring(L, 2);
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
   if (strcmp(k, "c") == 0 || strcmp(k, "C") == 0) {
     if (!t->ch) { /* made on first use, kept: t.c == t.c */
       push_chan_of(L, t->c);
@@ -795,7 +834,7 @@ static int l_waitgroup(lua_State *L) {
 
 static int wg_add(lua_State *L) {
   lwg *w = (lwg *)checkobj(L, 1, GOBJ_WG);
-  lua_Integer d = luaL_optinteger(L, 2, 1);
+  lua_Integer d = arg_int(L, 2, "wg:add", 1);
   pthread_mutex_lock(&w->mu);
   if (w->count + d < 0) {
     pthread_mutex_unlock(&w->mu);
@@ -898,7 +937,7 @@ static int l_go(lua_State *L) {
 }
 
 static int l_maxthreads(lua_State *L) {
-  lua_Integer n = luaL_optinteger(L, 1, 0);
+  lua_Integer n = arg_int(L, 1, "go.maxthreads", 0);
   if (n < 0 || n > 1000000)
     return luaL_error(L, "goro: maxthreads(%d): use 1 to 1000000 (or no argument to read it)",
                       (int)n);
@@ -931,7 +970,7 @@ static int l_yield(lua_State *L) {
 
 static int l_gomaxprocs(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  lua_Integer n = luaL_optinteger(L, 1, 0);
+  lua_Integer n = arg_int(L, 1, "go.gomaxprocs", 0);
   if (n < 0 || n > GORO_MAXPROCS)
     return luaL_error(L, "goro: gomaxprocs(%d): use 1 to %d (or no argument to read it)",
                       (int)n, GORO_MAXPROCS);
@@ -1031,7 +1070,7 @@ static void *trace_main(void *arg) {
 ** known to block (Go's entersyscallblock). Returns fn's results; errors
 ** propagate after the P is back. */
 static int l_blocking(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isfunction(L, 1)) argerr(L, 1, "go.blocking", "a function");
   CHECK_MAIN(L, gstate_of(L));
   int n = lua_gettop(L);
   int old = goro_nopark(1); /* nothing inside may park: it runs on this M */
@@ -1153,7 +1192,8 @@ static const luaL_Reg funcs[] = {
 /* __index of the module: the pure-Lua pattern library loads on first use
 ** (go.mutex -> require "goro.sync", ...). */
 static int lazy_pattern(lua_State *L) {
-  lua_getfield(L, lua_upvalueindex(1), luaL_checkstring(L, 2));
+  if (lua_type(L, 2) != LUA_TSTRING) return 0;
+  lua_getfield(L, lua_upvalueindex(1), lua_tostring(L, 2));
   if (lua_isnil(L, -1)) return 1;
   const char *mod = lua_tostring(L, -1);
   lua_getglobal(L, "require");

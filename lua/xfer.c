@@ -389,19 +389,22 @@ static _Noreturn void enc_error(enc *e, int idx, const char *why) {
   const char *tname = base;
   if (lua_type(L, idx) == LUA_TUSERDATA && luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)
     tname = lua_tostring(L, -1);
-  luaL_Buffer B;
-  luaL_buffinit(L, &B);
-  luaL_addstring(&B, "goro: cannot transfer ");
-  addpath(e, &B);
-  luaL_addstring(&B, " (");
-  luaL_addstring(&B, base);
-  if (strcmp(tname, base) != 0) {
-    luaL_addchar(&B, ' ');
-    luaL_addstring(&B, tname);
+  luaL_Buffer P; /* the path first, finished before anything else is pushed */
+  luaL_buffinit(L, &P);
+  addpath(e, &P);
+  luaL_pushresult(&P);
+  size_t plen;
+  const char *path = lua_tolstring(L, -1, &plen);
+  if (plen > 160) { /* a very deep value: keep both ends */
+    lua_pushlstring(L, path, 70);
+    lua_pushfstring(L, "%s ... %s", lua_tostring(L, -1), path + plen - 70);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    path = lua_tostring(L, -1);
   }
-  luaL_addstring(&B, "): ");
-  luaL_addstring(&B, why ? why : hint_for(L, idx, tname));
-  luaL_pushresult(&B);
+  bool named = strcmp(tname, base) != 0;
+  lua_pushfstring(L, "goro: cannot transfer %s (%s%s%s): %s", path, base, named ? " " : "",
+                  named ? tname : "", why ? why : hint_for(L, idx, tname));
   /* unwind our frames first, freeing the half-made message, then raise */
   e->b->errmsg = strdup(lua_tostring(L, -1));
   longjmp(e->fail, 1);
@@ -755,6 +758,8 @@ static void encode(enc *e, int idx) {
   lua_State *L = e->L;
   xbuf *b = e->b;
   idx = lua_absindex(L, idx);
+  /* each level keeps a few values on the stack: room for them */
+  if (!lua_checkstack(L, 12)) enc_error(e, idx, "nesting is too deep for the Lua stack");
   switch (lua_type(L, idx)) {
   case LUA_TNIL: bbyte(L, b, T_NIL); break;
   case LUA_TBOOLEAN: bbyte(L, b, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); break;
@@ -788,7 +793,6 @@ static void encode(enc *e, int idx) {
       break;
     }
     if (enc_seen(e, idx)) break;
-    luaL_checkstack(L, 8, "goro: value too deep");
     bbyte(L, b, T_TABLE);
     if (++e->depth > XFER_MAXDEPTH) {
       e->depth--;
