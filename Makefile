@@ -88,7 +88,7 @@ test-san: $(SPEC_CORE_BIN) $(LUA_MOD) $(HOST)
 
 tsan: deps
 	@$(MAKE) --no-print-directory test-san BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
-	  SANENV="TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1' STRESS_SCALE=0.1 GORO_TSAN=1"
+	  SANENV="TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 report_thread_leaks=0' STRESS_SCALE=0.1 GORO_TSAN=1"
 
 asan: deps
 	@$(MAKE) --no-print-directory test-san BUILD=build-asan OPT=-O1 \

@@ -124,8 +124,8 @@ static inline goro_step gop_step(goro_g *g, void *ud) {
     return GORO_STEP_DONE;
   }
 op : {
-  int64_t dl = o->timeout <= 0 ? o->timeout : goro_now() + o->timeout;
-  o->t_start = goro_now();
+  o->t_start = goro_now(); /* before the deadline: t_end - t_start >= timeout */
+  int64_t dl = o->timeout <= 0 ? o->timeout : o->t_start + o->timeout;
   atomic_store(&o->started, 1);
   switch (o->op) {
   case GOP_SEND:
