@@ -141,10 +141,23 @@ int gstate_canpark(lua_State *L, gstate *s) {
   return lua_isyieldable(L) && (L == s->co || s->chain_ok);
 }
 
+/* A goroutine's globals: a fresh table over the state's standard globals,
+** made on first use (a goroutine that names no global never pays for it)
+** and dropped by scrub(). */
 void gstate_push_env(lua_State *L) {
-  if (goro_self() && lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENV) == LUA_TTABLE) return;
-  if (goro_self()) lua_pop(L, 1);
-  lua_pushglobaltable(L);
+  if (!goro_self()) {
+    lua_pushglobaltable(L);
+    return;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENV) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, LUA_GNAME);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
 }
 
 /* ---------------------------------------------- coroutines that pass parks */
@@ -636,13 +649,6 @@ static goro_step gstep(goro_g *g, void *ud) {
     }
     s->g = g;
     apply_paths(s);
-    lua_State *L = s->L;
-    lua_createtable(L, 0, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, RK_ENVMT);
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, LUA_GNAME);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
     /* the limit counts the whole state; a pooled state already has some */
     s->memlimit = ((xbuf *)ud)->memlimit ? s->mem + ((xbuf *)ud)->memlimit : 0;
     s->bootmsg = ud;

@@ -798,8 +798,14 @@ static void encode(enc *e, int idx) {
       e->depth--;
       enc_error(e, idx, "nesting is too deep (limit 200): flatten the table");
     }
+    /* sizes for the receiver's lua_createtable (no rehash while filling),
+    ** patched in once the entries are counted */
+    size_t sizepos = b->len;
+    bput(L, b, "\0\0\0\0\0\0\0\0", 8);
+    uint32_t narr = (uint32_t)lua_rawlen(L, idx), nall = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+      nall++;
       int kt = lua_type(L, -2);
       if (kt == LUA_TSTRING) setpath(e, e->depth, 'f', lua_tostring(L, -2), 0);
       else if (kt == LUA_TNUMBER && lua_isinteger(L, -2))
@@ -816,6 +822,10 @@ static void encode(enc *e, int idx) {
       encode(e, lua_gettop(L));
       lua_pop(L, 1);
     }
+    if (narr > nall) narr = nall;
+    uint32_t nhash = nall - narr;
+    memcpy(b->data + sizepos, &narr, 4);
+    memcpy(b->data + sizepos + 4, &nhash, 4);
     bbyte(L, b, T_END);
     if (lua_getmetatable(L, idx)) {
       setpath(e, e->depth, 'm', NULL, 0);
@@ -863,6 +873,15 @@ typedef struct dec {
 } dec;
 
 static void decode(dec *d);
+
+/* The receiver's globals (a goroutine's environment is made on demand). */
+static int dec_env(dec *d) {
+  if (lua_isnil(d->L, d->env)) {
+    gstate_push_env(d->L);
+    lua_replace(d->L, d->env);
+  }
+  return d->env;
+}
 
 static void dec_register(dec *d) {
   ++d->nobjs;
@@ -964,7 +983,7 @@ static void dec_function(dec *d) {
   for (int i = 1; i <= nups; i++) {
     int t = rbyte(&d->r);
     if (t == T_UPENV) {
-      lua_pushvalue(L, d->env);
+      lua_pushvalue(L, dec_env(d));
       lua_setupvalue(L, f, i);
     } else if (t == T_UPJOIN) {
       int ref = (int)rsize(&d->r);
@@ -984,7 +1003,7 @@ static void dec_function(dec *d) {
     for (uint32_t i = 0; i < n; i++) {
       rstr(d);
       decode(d);
-      lua_rawset(L, d->env);
+      lua_rawset(L, dec_env(d));
     }
   }
 }
@@ -1011,7 +1030,10 @@ static void decode(dec *d) {
   }
   case T_STR: rstr(d); break;
   case T_TABLE: {
-    lua_newtable(L);
+    uint32_t narr, nhash;
+    rget(&d->r, &narr, 4);
+    rget(&d->r, &nhash, 4);
+    lua_createtable(L, narr > (1u << 24) ? 0 : (int)narr, nhash > (1u << 24) ? 0 : (int)nhash);
     dec_register(d);
     int tb = lua_gettop(L);
     while (d->r.p < d->r.end && *d->r.p != T_END) {
@@ -1054,7 +1076,7 @@ static void decode(dec *d) {
     lua_remove(L, -2);
     break;
   }
-  case T_UPENV: lua_pushvalue(L, d->env); break;
+  case T_UPENV: lua_pushvalue(L, dec_env(d)); break;
   case T_OBJ: {
     gobj *o;
     rget(&d->r, &o, sizeof o);
@@ -1175,7 +1197,7 @@ int xfer_decode_n(lua_State *L, xbuf *b, bool entry) {
   d.objs = 0;
   d.nobjs = 0;
   d.entry = entry;
-  gstate_push_env(L);
+  lua_pushnil(L); /* the receiver's globals, pushed here when first needed */
   d.env = lua_gettop(L);
   if (rbyte(&d.r) == 1) { /* the message has tables or functions */
     lua_createtable(L, 4, 0);
