@@ -111,7 +111,12 @@ static void *sysmon_main(void *arg) {
         S.since[i] = now;
         continue;
       }
-      if (now - S.since[i] >= GORO_PREEMPT_NS) preemptone(p, now);
+      /* preempt only when somebody waits for a P: a lone long runner
+      ** would just be resumed again (W4 loses nothing to preemption) */
+      if (now - S.since[i] >= GORO_PREEMPT_NS &&
+          (runqlen(p) > 0 || atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0))
+        preemptone(p, now);
       else if (now - S.since[i] >= SYSMON_PERIOD_NS) rescue_runnext(p);
     }
   }

@@ -1090,7 +1090,10 @@ static void shutdown_runtime(void) {
   if (atomic_exchange(&tracing, 0)) pthread_join(tracer, NULL);
   if (!goro_running()) return;
   int rc = goro_stop(200000000); /* running steps get 200 ms to return */
-  if (rc == GORO_OK) gstate_fini_preemption();
+  if (rc == GORO_OK) {
+    gstate_fini_preemption();
+    xfer_fini();
+  }
   if (rc == GORO_OK) {
     pthread_mutex_lock(&ticklock);
     for (int i = 0; i < nleaked_ticks; i++) ltimer_free(&leaked_ticks[i]->h);

@@ -119,6 +119,8 @@ void xfer_unguard(lua_State *L, int idx);
 /* Per-state setup of the transfer machinery (module/C-function maps). */
 void xfer_init_state(lua_State *L);
 void xfer_selfcheck(lua_State *L);
+/* Frees the message cache (at runtime shutdown). */
+void xfer_fini(void);
 
 /* ---------------------------------------------------------- states */
 

@@ -27,6 +27,7 @@
 ** the closure it loaded for a goroutine's entry function and reuses it for
 ** the next goroutine in that state, setting fresh upvalues.
 */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,109 @@ static void bref(lua_State *L, xbuf *b, void *p) {
   b->refs[b->nrefs++] = p;
 }
 
+/* ------------------------------------------------------------ xbuf cache
+** A message is made on the sender's thread and freed on the receiver's:
+** with glibc every such free takes the sender's arena lock, which the
+** sender's mallocs contend for (W8's futex storm). Message headers are
+** recycled instead: each thread keeps a small free list, and moves them
+** to and from a shared list in batches, one lock per XCACHE_BATCH. */
+#define XCACHE_BATCH 32
+#define XCACHE_LOCAL 64     /* a thread keeps at most this many */
+#define XCACHE_GLOBAL 2048  /* the shared list keeps at most this many */
+
+static pthread_mutex_t xcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static xbuf *xcache;        /* xcache_lock; linked through ->refs */
+static _Atomic int nxcache; /* changed under xcache_lock; read as a hint */
+static pthread_key_t xcache_key;
+static pthread_once_t xcache_once = PTHREAD_ONCE_INIT;
+
+typedef struct xlocal {
+  xbuf *head;
+  int n;
+} xlocal;
+
+#define XNEXT(b) (*(xbuf **)&(b)->refs)
+
+static void xlocal_flush(xlocal *l, int keep) {
+  pthread_mutex_lock(&xcache_lock);
+  while (l->n > keep) {
+    xbuf *b = l->head;
+    l->head = XNEXT(b);
+    l->n--;
+    if (nxcache < XCACHE_GLOBAL) {
+      XNEXT(b) = xcache;
+      xcache = b;
+      nxcache++;
+    } else {
+      free(b);
+    }
+  }
+  pthread_mutex_unlock(&xcache_lock);
+}
+
+static void xlocal_destroy(void *p) {
+  xlocal *l = p;
+  xlocal_flush(l, 0);
+  free(l);
+}
+
+static void xcache_init(void) { pthread_key_create(&xcache_key, xlocal_destroy); }
+
+static xlocal *xlocal_get(void) {
+  pthread_once(&xcache_once, xcache_init);
+  xlocal *l = pthread_getspecific(xcache_key);
+  if (!l && (l = calloc(1, sizeof *l)) != NULL) pthread_setspecific(xcache_key, l);
+  return l;
+}
+
+static xbuf *xbuf_alloc(void) {
+  xlocal *l = xlocal_get();
+  if (l && !l->head && atomic_load_explicit(&nxcache, memory_order_relaxed) > 0) {
+    pthread_mutex_lock(&xcache_lock);
+    while (l->n < XCACHE_BATCH && xcache) {
+      xbuf *b = xcache;
+      xcache = XNEXT(b);
+      nxcache--;
+      XNEXT(b) = l->head;
+      l->head = b;
+      l->n++;
+    }
+    pthread_mutex_unlock(&xcache_lock);
+  }
+  if (l && l->head) {
+    xbuf *b = l->head;
+    l->head = XNEXT(b);
+    l->n--;
+    return b;
+  }
+  return malloc(sizeof(xbuf));
+}
+
+static void xbuf_recycle(xbuf *b) {
+  xlocal *l = xlocal_get();
+  if (!l) {
+    free(b);
+    return;
+  }
+  XNEXT(b) = l->head;
+  l->head = b;
+  if (++l->n > XCACHE_LOCAL) xlocal_flush(l, XCACHE_LOCAL - XCACHE_BATCH);
+}
+
+/* Frees the shared cache (runtime shutdown; threads' lists went with them). */
+void xfer_fini(void) {
+  xlocal *l = pthread_getspecific(xcache_key);
+  if (l) xlocal_flush(l, 0);
+  pthread_mutex_lock(&xcache_lock);
+  while (xcache) {
+    xbuf *b = xcache;
+    xcache = XNEXT(b);
+    free(b);
+  }
+  nxcache = 0;
+  pthread_mutex_unlock(&xcache_lock);
+}
+
 void xbuf_free(xbuf *b, bool release) {
   if (!b) return;
   if (release) {
@@ -123,7 +227,7 @@ void xbuf_free(xbuf *b, bool release) {
   if (b->data != b->inl) free(b->data);
   free(b->seenkeys);
   free(b->seenvals);
-  free(b);
+  xbuf_recycle(b);
 }
 
 /* ------------------------------------------------------------ reading */
@@ -1131,7 +1235,7 @@ static void push_sender_globals(lua_State *L) {
 xbuf *xfer_encode_n(lua_State *L, int idx0, int n, const char *what0) {
   const int idx = lua_absindex(L, idx0);
   luaL_checkstack(L, 16, "goro: too many values");
-  xbuf *b = malloc(sizeof *b);
+  xbuf *b = xbuf_alloc();
   if (!b) luaL_error(L, "goro: out of memory while copying a value");
   b->data = b->inl;
   b->len = 0;
