@@ -321,6 +321,13 @@ static void allgremove(goro_g *g) {
   lock_release(&sched.allglock);
 }
 
+/* Dead Gs cached by an outside thread (not in any free list, still in
+** allg, so goro_stop frees them); valid for runtime generation
+** tls_gcache_gen only. */
+static _Thread_local goro_g *tls_gcache;
+static _Thread_local int tls_ngcache;
+static _Thread_local uint64_t tls_gcache_gen;
+
 /* Go's gfget: a dead G from p's list, refilled from the global list. */
 static goro_g *gfget(P *p) {
   if (p && !p->gfree &&
@@ -344,13 +351,30 @@ static goro_g *gfget(P *p) {
       p->ngfree--;
     }
   } else {
-    lock_acquire(&sched.gflock);
-    g = sched.gfree;
-    if (g) {
-      sched.gfree = g->schedlink;
-      sched.ngfree--;
+    /* an outside thread (the Lua main state spawning in a loop) takes dead
+    ** Gs in batches too; its cache is dropped when the runtime restarted */
+    if (tls_gcache_gen != sched.gen) {
+      tls_gcache = NULL;
+      tls_ngcache = 0;
+      tls_gcache_gen = sched.gen;
     }
-    lock_release(&sched.gflock);
+    if (!tls_gcache && atomic_load_explicit(&sched.ngfree, memory_order_relaxed) > 0) {
+      lock_acquire(&sched.gflock);
+      while (tls_ngcache < 32 && sched.gfree) {
+        goro_g *x = sched.gfree;
+        sched.gfree = x->schedlink;
+        sched.ngfree--;
+        x->schedlink = tls_gcache;
+        tls_gcache = x;
+        tls_ngcache++;
+      }
+      lock_release(&sched.gflock);
+    }
+    g = tls_gcache;
+    if (g) {
+      tls_gcache = g->schedlink;
+      tls_ngcache--;
+    }
   }
   return g;
 }
@@ -920,8 +944,10 @@ int goro_start(int nprocs, goro_reap_fn reap) {
   }
   if (nprocs > GORO_MAXPROCS) nprocs = GORO_MAXPROCS;
   void (*cf)(void *) = sched.cache_free; /* may be set before start */
+  static uint64_t generation;
   memset(&sched, 0, sizeof sched);
   sched.cache_free = cf;
+  sched.gen = ++generation;
   sched.reap = reap;
   sched.maxmcount = envint("GORO_MAXTHREADS", 10000);
   atomic_store(&sched.gomaxprocs, nprocs);

@@ -153,6 +153,7 @@ typedef struct sched_t {
   _Atomic int running;  /* runtime started */
   _Atomic int stopping;
   _Atomic uint64_t goidgen;
+  uint64_t gen;         /* runtime generation: bumped by each goro_start */
   /* Ps made so far; an entry is published (seq_cst store) once its P is
   ** fully set up, and never changes until goro_stop. Read without lock. */
   _Atomic(P *) allp[GORO_MAXPROCS];
