@@ -1024,6 +1024,8 @@ int goro_stop(int64_t timeout_ns) {
   if (!goro_running()) return GORO_OK;
   if (goro_self()) return GORO_EINVAL;
   atomic_store_explicit(&sched.stopping, 1, memory_order_release);
+  /* no spawn from now on (a finalizer run while states close may try) */
+  atomic_store_explicit(&sched.running, 0, memory_order_release);
   timers_fini();
   int64_t deadline = goro_now() + timeout_ns;
   bool stuck = false;

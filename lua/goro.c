@@ -594,7 +594,10 @@ static int l_select(lua_State *L) {
       lua_rawgeti(L, ct, 3);
       char what[40];
       snprintf(what, sizeof what, "select case %d's value", i + 1);
-      xfer_encode_val(L, -1, &vals[i], what); /* on error: earlier vals leak to GC? */
+      if (!xfer_try_encode_val(L, -1, &vals[i], what)) {
+        for (int j = 0; j < i; j++) xfer_drop_val(&vals[j]);
+        return lua_error(L);
+      }
     } else {
       cases[i].dir = GORO_RECV;
     }
@@ -836,6 +839,11 @@ static int wg_add(lua_State *L) {
   lwg *w = (lwg *)checkobj(L, 1, GOBJ_WG);
   lua_Integer d = arg_int(L, 2, "wg:add", 1);
   pthread_mutex_lock(&w->mu);
+  if (d > 0 && w->count > INT64_MAX - d) {
+    pthread_mutex_unlock(&w->mu);
+    return luaL_error(L, "goro: WaitGroup counter overflow (add(%I) to %I)", (LUAI_UACINT)d,
+                      (LUAI_UACINT)w->count);
+  }
   if (w->count + d < 0) {
     pthread_mutex_unlock(&w->mu);
     return luaL_error(L, "goro: negative WaitGroup counter (more done() than add())");
@@ -915,6 +923,9 @@ static int wg_count(lua_State *L) {
 /* go(fn, ...) or go.spawn({limit = bytes}, fn, ...) */
 static int l_go(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
+  if (!goro_running()) /* e.g. a __gc at exit, after the runtime stopped */
+    return luaL_error(L, "goro: cannot start a goroutine: the runtime has stopped "
+                         "(the program is exiting)");
   size_t limit = 0;
   if (lua_type(L, 1) == LUA_TTABLE) {
     lua_getfield(L, 1, "limit");
@@ -1086,7 +1097,16 @@ static int l_blocking(lua_State *L) {
 
 /* Stops the runtime: at the main state's close, or at process exit (a
 ** script's os.exit does not close the state). */
+static bool shutting_down; /* while goro_stop closes states: never restart */
+
+static void shutdown_runtime_now(void);
 static void shutdown_runtime(void) {
+  shutting_down = true;
+  shutdown_runtime_now();
+  shutting_down = false;
+}
+
+static void shutdown_runtime_now(void) {
   if (atomic_exchange(&tracing, 0)) pthread_join(tracer, NULL);
   if (!goro_running()) return;
   int rc = goro_stop(200000000); /* running steps get 200 ms to return */
@@ -1227,7 +1247,13 @@ static const char *patterns[][2] = {
   {NULL, NULL}};
 
 int luaopen_goro(lua_State *L) {
-  bool main = goro_self() == NULL;
+  /* the main state: not a goroutine's state (those may also be touched by
+  ** the main thread, when goro_stop closes them) */
+  bool main = goro_self() == NULL &&
+              lua_rawgetp(L, LUA_REGISTRYINDEX, RK_GSTATE) != LUA_TBOOLEAN;
+  lua_pop(L, 1);
+  if (main && !goro_running() && shutting_down)
+    return luaL_error(L, "goro: the runtime has stopped (the program is exiting)");
   if (main && !goro_running()) {
     t0 = goro_now();
     int rc = goro_start(0, gstate_reap);

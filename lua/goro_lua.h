@@ -99,6 +99,9 @@ enum { XV_NIL, XV_FALSE, XV_TRUE, XV_INT, XV_FLT, XV_STR, XV_OBJ, XV_LUD, XV_BUF
 ** pushes nothing, leaves v as nil and raises a Lua error naming `what` (e.g.
 ** "argument 2") and the path to the bad value. */
 void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what);
+/* As xfer_encode_val, but on a value that cannot cross returns false with
+** the error message pushed, so the caller can release what it holds. */
+bool xfer_try_encode_val(lua_State *L, int idx, xval *v, const char *what);
 /* Pushes the value and releases v's contents. */
 void xfer_decode_val(lua_State *L, xval *v);
 /* Releases v's contents without decoding (drop callback of channels). */
@@ -195,5 +198,6 @@ extern const char goro_regkeys[16];
 #define RK_FNCACHE (&goro_regkeys[8])  /* prototype key -> fnproto (sender) */
 #define RK_PROTOS (&goro_regkeys[9])   /* fnproto id -> closure (receiver) */
 #define RK_PATHS (&goro_regkeys[10])   /* main: {package.path, cpath} last seen */
+#define RK_GSTATE (&goro_regkeys[11])  /* true in goroutine states */
 
 #endif

@@ -477,6 +477,8 @@ static gstate *gstate_new(void) {
   }
   s->L = L;
   lua_atpanic(L, panic);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, RK_GSTATE);
   pthread_once(&baseonce, collect_base);
   lua_pushglobaltable(L);
   lua_createtable(L, 0, 1); /* lazy base functions and libraries */

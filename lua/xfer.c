@@ -52,17 +52,31 @@ typedef struct fnproto {
   char *code;           /* lua_dump output */
   int nglobals;         /* candidate global names (string constants) */
   char **globals;
+  struct fnproto *prev, *next; /* all live prototypes: fnlock */
 } fnproto;
 
 static _Atomic uint64_t fnproto_ids;
+/* Every live fnproto, so the ones a state cached while it was being closed
+** (whose cache entry is never finalized) are freed at runtime shutdown. */
+static pthread_mutex_t fnlock = PTHREAD_MUTEX_INITIALIZER;
+static fnproto *fnlive; /* fnlock */
 
-static void fnproto_unref(fnproto *p) {
-  /* acq_rel: the last owner frees. */
-  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+static void fnproto_destroy(fnproto *p) {
   for (int i = 0; i < p->nglobals; i++) free(p->globals[i]);
   free(p->globals);
   free(p->code);
   free(p);
+}
+
+static void fnproto_unref(fnproto *p) {
+  /* acq_rel: the last owner frees. */
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+  pthread_mutex_lock(&fnlock);
+  if (p->prev) p->prev->next = p->next;
+  else fnlive = p->next;
+  if (p->next) p->next->prev = p->prev;
+  pthread_mutex_unlock(&fnlock);
+  fnproto_destroy(p);
 }
 
 /* ------------------------------------------------------------ xbuf */
@@ -157,10 +171,15 @@ static void xlocal_destroy(void *p) {
   free(l);
 }
 
-static void xcache_init(void) { pthread_key_create(&xcache_key, xlocal_destroy); }
+static bool xcache_ready; /* the key exists (set once, by pthread_once) */
+
+static void xcache_init(void) {
+  xcache_ready = pthread_key_create(&xcache_key, xlocal_destroy) == 0;
+}
 
 static xlocal *xlocal_get(void) {
   pthread_once(&xcache_once, xcache_init);
+  if (!xcache_ready) return NULL;
   xlocal *l = pthread_getspecific(xcache_key);
   if (!l && (l = calloc(1, sizeof *l)) != NULL) pthread_setspecific(xcache_key, l);
   return l;
@@ -200,9 +219,20 @@ static void xbuf_recycle(xbuf *b) {
   if (++l->n > XCACHE_LOCAL) xlocal_flush(l, XCACHE_LOCAL - XCACHE_BATCH);
 }
 
-/* Frees the shared cache (runtime shutdown; threads' lists went with them). */
+/* Frees the shared cache (runtime shutdown; threads' lists went with them)
+** and the prototypes nobody will release any more. */
 void xfer_fini(void) {
-  xlocal *l = pthread_getspecific(xcache_key);
+  pthread_mutex_lock(&fnlock);
+  fnproto *p = fnlive;
+  fnlive = NULL;
+  pthread_mutex_unlock(&fnlock);
+  while (p) {
+    fnproto *next = p->next;
+    fnproto_destroy(p);
+    p = next;
+  }
+  pthread_once(&xcache_once, xcache_init);
+  xlocal *l = xcache_ready ? pthread_getspecific(xcache_key) : NULL;
   if (l) xlocal_flush(l, 0);
   pthread_mutex_lock(&xcache_lock);
   while (xcache) {
@@ -724,6 +754,11 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
   fp->len = d.len;
   atomic_init(&fp->refs, 1); /* the cache's */
   fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  pthread_mutex_lock(&fnlock);
+  fp->next = fnlive;
+  if (fnlive) fnlive->prev = fp;
+  fnlive = fp;
+  pthread_mutex_unlock(&fnlock);
   dump_globals(fp);
   fnproto **ud = lua_newuserdatauv(L, sizeof *ud, 1);
   *ud = fp;
@@ -1232,7 +1267,15 @@ static void push_sender_globals(lua_State *L) {
   gstate_push_env(L);
 }
 
+static xbuf *encode_n(lua_State *L, int idx0, int n, const char *what0, bool raise);
+
 xbuf *xfer_encode_n(lua_State *L, int idx0, int n, const char *what0) {
+  return encode_n(L, idx0, n, what0, true);
+}
+
+/* raise false: on a value that cannot cross, returns NULL with the error
+** message pushed (the caller frees what it holds, then raises). */
+static xbuf *encode_n(lua_State *L, int idx0, int n, const char *what0, bool raise) {
   const int idx = lua_absindex(L, idx0);
   luaL_checkstack(L, 16, "goro: too many values");
   xbuf *b = xbuf_alloc();
@@ -1272,6 +1315,7 @@ xbuf *xfer_encode_n(lua_State *L, int idx0, int n, const char *what0) {
     if (!msg) luaL_error(L, "goro: out of memory while copying a value");
     lua_pushstring(L, msg);
     free(msg);
+    if (!raise) return NULL;
     lua_error(L);
   }
   bbyte(L, b, 0); /* becomes 1 if tables or functions are numbered */
@@ -1315,11 +1359,21 @@ int xfer_decode_n(lua_State *L, xbuf *b, bool entry) {
   return n;
 }
 
+static bool encode_val(lua_State *L, int idx, xval *v, const char *what, bool raise);
+
 void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what) {
+  encode_val(L, idx, v, what, true);
+}
+
+bool xfer_try_encode_val(lua_State *L, int idx, xval *v, const char *what) {
+  return encode_val(L, idx, v, what, false);
+}
+
+static bool encode_val(lua_State *L, int idx, xval *v, const char *what, bool raise) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
-  case LUA_TNIL: v->tag = XV_NIL; return;
-  case LUA_TBOOLEAN: v->tag = lua_toboolean(L, idx) ? XV_TRUE : XV_FALSE; return;
+  case LUA_TNIL: v->tag = XV_NIL; return true;
+  case LUA_TBOOLEAN: v->tag = lua_toboolean(L, idx) ? XV_TRUE : XV_FALSE; return true;
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
       v->tag = XV_INT;
@@ -1328,7 +1382,7 @@ void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what) {
       v->tag = XV_FLT;
       v->u.n = lua_tonumber(L, idx);
     }
-    return;
+    return true;
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
@@ -1336,7 +1390,7 @@ void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what) {
       v->tag = XV_STR;
       v->len = (uint8_t)n;
       memcpy(v->s, s, n);
-      return;
+      return true;
     }
     break;
   }
@@ -1346,21 +1400,23 @@ void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what) {
       gobj_ref(o);
       v->tag = XV_OBJ;
       v->u.obj = o;
-      return;
+      return true;
     }
     break;
   }
   case LUA_TLIGHTUSERDATA:
     v->tag = XV_LUD;
     v->u.p = lua_touserdata(L, idx);
-    return;
+    return true;
   default:
     break;
   }
   v->tag = XV_NIL;
-  xbuf *b = xfer_encode_n(L, idx, 1, what);
+  xbuf *b = encode_n(L, idx, 1, what, raise);
+  if (!b) return false;
   v->tag = XV_BUF;
   v->u.buf = b;
+  return true;
 }
 
 void xfer_decode_val(lua_State *L, xval *v) {
