@@ -158,6 +158,17 @@ void goro_check_errors(lua_State *L) {
   lua_error(L);
 }
 
+/* Main state, after a wait answered GORO_EINTR: raises the goroutine error
+** that interrupted it; if there is none (an interrupt that raced with an
+** error already raised), clears it. Returns true: wait again. */
+static bool retry_after_interrupt(lua_State *L) {
+  goro_check_errors(L);
+  pthread_mutex_lock(&errlock);
+  if (!errhead) goro_interrupt_clear();
+  pthread_mutex_unlock(&errlock);
+  return true;
+}
+
 static void free_errors(void) {
   pthread_mutex_lock(&errlock);
   while (errhead) {
@@ -300,13 +311,12 @@ static int blockop(lua_State *L, gstate *s, int kind, goro_case *cases, int n,
     }
   } else {
     int old = s ? goro_nopark(1) : 0;
-    rc = goro_select(cases, n, deadline, &idx, &ok);
+    do {
+      rc = goro_select(cases, n, deadline, &idx, &ok);
+    } while (rc == GORO_EINTR && !s && retry_after_interrupt(L));
     if (s) goro_nopark(old);
   }
-  if (kind == K_SLEEP) {
-    if (rc == GORO_EINTR) goro_check_errors(L);
-    return 0;
-  }
+  if (kind == K_SLEEP) return 0;
   return op_results(L, kind, rc, idx, ok, vals, nvals, cases);
 }
 
@@ -501,7 +511,9 @@ static int ch_range_step(lua_State *L) {
     }
   } else {
     int old = s ? goro_nopark(1) : 0;
-    rc = goro_select(&cs, 1, GORO_FOREVER, &idx, &ok);
+    do {
+      rc = goro_select(&cs, 1, GORO_FOREVER, &idx, &ok);
+    } while (rc == GORO_EINTR && !s && retry_after_interrupt(L));
     if (s) goro_nopark(old);
   }
   int r = op_results(L, K_RECV, rc, idx, ok, v, 1, &cs);
@@ -623,9 +635,11 @@ static int l_sleep(lua_State *L) {
     return 0;
   }
   int old = s ? goro_nopark(1) : 0;
-  int rc = goro_sleep(d);
+  int rc;
+  do {
+    rc = goro_sleep(d);
+  } while (rc == GORO_EINTR && !s && retry_after_interrupt(L));
   if (s) goro_nopark(old);
-  if (rc == GORO_EINTR) goro_check_errors(L);
   return 0;
 }
 
@@ -897,7 +911,9 @@ static int wg_wait(lua_State *L) {
     }
   } else {
     int old = s ? goro_nopark(1) : 0;
-    rc = goro_select(&cs, 1, GORO_FOREVER, &idx, &ok);
+    do {
+      rc = goro_select(&cs, 1, GORO_FOREVER, &idx, &ok);
+    } while (rc == GORO_EINTR && !s && retry_after_interrupt(L));
     if (s) goro_nopark(old);
   }
   goro_chan_unref(c);
@@ -1010,8 +1026,10 @@ static int l_wait(lua_State *L) {
     return luaL_error(L, "goro: go.wait() waits for every goroutine: call it from the main "
                          "state (inside a goroutine, use a waitgroup)");
   goro_check_errors(L);
-  int rc = goro_wait_all(GORO_FOREVER);
-  if (rc == GORO_EINTR) goro_check_errors(L);
+  int rc;
+  do {
+    rc = goro_wait_all(GORO_FOREVER);
+  } while (rc == GORO_EINTR && retry_after_interrupt(L));
   if (rc == GORO_EDEADLOCK) {
     lua_pushfstring(L, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
                        "goroutines are blocked forever)", (int)goro_numgoroutine());
