@@ -96,6 +96,10 @@ int goro_gomaxprocs(int n);
 
 /* Cap on the number of Ms (default 10000). Returns the previous cap. */
 int goro_set_maxthreads(int n);
+/* fn is called once, from sysmon, when runnable Gs have waited a second
+** while a P is idle because the thread cap forbids a new M (every M blocks
+** in a call): the program would hang otherwise. */
+void goro_set_stuck_hook(void (*fn)(int threads, int cap));
 
 /* Creates a G that will run fn(g, ud) and makes it runnable. From a G context
 ** it goes to this P's runnext slot (it runs soon, on this P). */

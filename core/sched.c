@@ -231,6 +231,7 @@ fail:
   pidleput(p);
   lock_release(&sched.lock);
   if (spinning) atomic_fetch_sub_explicit(&sched.nmspinning, 1, memory_order_seq_cst);
+  atomic_store_explicit(&sched.mfail, 1, memory_order_relaxed); /* sysmon looks */
   if (!atomic_exchange_explicit(&mfail_reported, 1, memory_order_relaxed))
     fprintf(stderr,
             "goro: cannot start another OS thread (%d running, cap %d): "
@@ -478,6 +479,35 @@ uint64_t goro_id(goro_g *g) { return g ? g->id : 0; }
 void *goro_userdata(goro_g *g) { return g->ud; }
 void **goro_cache(goro_g *g) { return &g->cache; }
 void goro_set_cache_free(void (*f)(void *)) { sched.cache_free = f; }
+
+static void (*stuck_hook)(int threads, int cap);
+void goro_set_stuck_hook(void (*fn)(int threads, int cap)) { stuck_hook = fn; }
+
+/* sysmon, each tick: a thread could not be started (the cap), runnable Gs
+** wait while a P is idle and no M is idle: nobody can run them until a
+** blocking call returns. If that lasts a second, tell the binding (once):
+** the program would otherwise hang silently. */
+void check_stuck(int64_t now) {
+  static int64_t since; /* sysmon only */
+  bool stuck = atomic_load_explicit(&sched.mfail, memory_order_relaxed) &&
+               atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0;
+  if (stuck) {
+    bool work = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
+    int procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    for (int i = 0; i < procs && !work; i++) work = runqlen(sched.allp[i]) > 0;
+    lock_acquire(&sched.lock);
+    stuck = work && sched.nmidle == 0 && sched.mcount >= sched.maxmcount;
+    lock_release(&sched.lock);
+  }
+  if (!stuck) {
+    since = 0;
+    return;
+  }
+  if (since == 0) since = now;
+  if (now - since < 1000000000) return;
+  if (atomic_exchange_explicit(&sched.stuckreported, 1, memory_order_relaxed)) return;
+  if (stuck_hook) stuck_hook(sched.mcount, sched.maxmcount);
+}
 
 int goro_nopark(int on) {
   goro_g *g = goro_self();
@@ -787,6 +817,14 @@ static void schedule(M *m) {
     goro_g *g = findrunnable(m, &inherit);
     if (!g) return;
     if (m->spinning) resetspinning(m);
+    if (m->p->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)) {
+      /* GOMAXPROCS shrank while we looked (a steal with the old count):
+      ** the G goes back, the P retires at the top of findrunnable */
+      lock_acquire(&sched.lock);
+      globrunqput(g);
+      lock_release(&sched.lock);
+      continue;
+    }
     goro_step r = execute(m, g, inherit);
     if (!m->p) return;
     /* Ms back from a blocking call wait for a P with their G's C frames on

@@ -175,6 +175,8 @@ typedef struct sched_t {
   _Atomic int64_t c_spawned, c_steals, c_globalgets, c_mstarts, c_mparks,
       c_handoffs, c_chanops, c_preempt, c_retake;
   _Atomic int nwaiting;
+  _Atomic int mfail;          /* an M could not be started (the cap was reached) */
+  _Atomic int stuckreported;  /* the stuck hook was called */
   /* sysmon */
   pthread_t sysmon;
   bool sysmon_started;
@@ -235,6 +237,7 @@ void timers_wake_sleeper(void);
 void select_cancel_all(goro_g *g);
 
 bool retake_syscall(P *p);  /* sysmon: P_SYSCALL too long -> handoff */
+void check_stuck(int64_t now); /* sysmon: work waits for a thread the cap forbids */
 
 /* sysmon.c */
 void sysmon_start(void);

@@ -87,6 +87,7 @@ static void *sysmon_main(void *arg) {
     note_clear(&S.note);
     note_sleep(&S.note, 0, goro_now() + SYSMON_PERIOD_NS);
     int64_t now = goro_now();
+    check_stuck(now);
     int procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
     for (int i = 0; i < procs && i < GORO_MAXPROCS; i++) {
       P *p = sched.allp[i];

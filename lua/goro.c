@@ -1113,6 +1113,16 @@ static int l_blocking(lua_State *L) {
 
 /* ------------------------------------------------------------ module */
 
+/* The thread cap stops goroutines from running: an error for main. */
+static void on_stuck(int threads, int cap) {
+  char msg[256];
+  int n = snprintf(msg, sizeof msg,
+                   "cannot start another OS thread (%d running, cap %d) while goroutines wait "
+                   "to run and every thread is blocked in a call: raise the cap with "
+                   "GORO_MAXTHREADS or go.maxthreads(n)", threads, cap);
+  goro_post_error(msg, (size_t)n);
+}
+
 /* Stops the runtime: at the main state's close, or at process exit (a
 ** script's os.exit does not close the state). */
 static bool shutting_down; /* while goro_stop closes states: never restart */
@@ -1277,6 +1287,7 @@ int luaopen_goro(lua_State *L) {
     int rc = goro_start(0, gstate_reap);
     if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
     goro_set_cache_free(gstate_cache_free);
+    goro_set_stuck_hook(on_stuck);
     pin_module();
     gstate_init_preemption();
     static bool atexit_done;

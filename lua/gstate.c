@@ -526,6 +526,10 @@ static int boot_k(lua_State *L, int status, lua_KContext ctx) {
 ** context: a failing require is this goroutine's error) and calls fn. */
 static int boot(lua_State *L) {
   xbuf *msg = lua_touserdata(L, 1);
+  gstate *s = gstate_of(L);
+  /* the limit counts the whole state (a pooled one already has some); set
+  ** here, where running out of memory is a protected error */
+  if (msg->memlimit) s->memlimit = s->mem + msg->memlimit;
   lua_settop(L, 0);
   int n = xfer_decode_n(L, msg, true); /* an error: gstep frees msg */
   gstate_of(L)->bootmsg = NULL;
@@ -651,8 +655,6 @@ static goro_step gstep(goro_g *g, void *ud) {
     }
     s->g = g;
     apply_paths(s);
-    /* the limit counts the whole state; a pooled state already has some */
-    s->memlimit = ((xbuf *)ud)->memlimit ? s->mem + ((xbuf *)ud)->memlimit : 0;
     s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
@@ -673,6 +675,7 @@ static goro_step gstep(goro_g *g, void *ud) {
     s->preempted = 0;
     return GORO_STEP_YIELDED;
   }
+  s->memlimit = 0; /* done: what follows must not fail for the limit */
   if (st != LUA_OK) {
     report(s, g, st);
     goro_resetthread(s->co);
