@@ -475,17 +475,18 @@ function S.spawn_tree(ctx)
   local fan = rnd(2, 4)
   local depth = ({[2] = 8, [3] = 5, [4] = 4})[fan]
   if ctx.scale < 0.5 then depth = depth - 2 end
-  local function node(d, up)
+  local function node(d, up, seed)
+    math.randomseed(seed)
     local kids = go.chan(({0, fan})[math.random(2)])
     local n = 1
     if d > 0 then
-      for _ = 1, fan do go(node, d - 1, kids) end
+      for k = 1, fan do go(node, d - 1, kids, seed * fan + k) end
       for _ = 1, fan do n = n + kids:recv() end
     end
     up:send(n)
   end
   local top = go.chan()
-  go(node, depth, top)
+  go(node, depth, top, ctx.seed)
   local n = ctx.await(top, "spawn tree")
   local expect = (fan ^ (depth + 1) - 1) // (fan - 1)
   if n ~= expect then ctx.fail(("spawn tree: %d nodes reported, %d expected"):format(n, expect)) end
