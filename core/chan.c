@@ -90,6 +90,9 @@ static void opwake(selop *op) {
     goro_ready(g);
     return;
   }
+  /* a G blocking its thread left the live count: it is back from now on
+  ** (before the waiter runs, so the count never reads 0 falsely) */
+  if (op->counted) active_add(1);
   /* release: the outcome written before is visible to the waiter. A
   ** syscall only if the waiter sleeps; after the OR we touch only the
   ** address (the waiter may have returned already). */
@@ -408,6 +411,9 @@ int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
   op->status = GORO_OK;
   op->recvok = false;
   op->g = parkg ? g : NULL;
+  /* a G waiting forever on its thread can be part of a deadlock; one with
+  ** a deadline comes back by itself (it stays live, like a timer) */
+  op->counted = g != NULL && !parkg && deadline == GORO_FOREVER;
   op->sg = sgs;
   op->n = nn;
   op->timer = NULL;
@@ -424,8 +430,13 @@ int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
     op->pending = true;
     return GORO_EPARK;
   }
-  /* a thread waits: an outside thread, or a G that must not park */
-  if (g) goro_enter_blocking();
+  /* a thread waits: an outside thread, or a G that must not park. Such a G
+  ** waits like a parked one for deadlock detection: it leaves the live
+  ** count, and whoever claims its operation puts it back. */
+  if (g) {
+    goro_enter_blocking();
+    if (op->counted) active_add(-1);
+  }
   ext_wait(op, deadline, g == NULL);
   if (g) goro_exit_blocking();
   rc = selfinish(op, index, recvok);

@@ -584,6 +584,7 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
                                                   memory_order_acquire)) {
         op->fired = -1;
         op->status = why;
+        if (op->counted) active_add(1); /* claimed by its own timeout */
         break;
       }
       /* claimed by a peer: its outcome arrives in a moment */

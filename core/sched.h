@@ -65,6 +65,7 @@ struct selop {
   ** low bits under sched.extlock while the op is registered. */
   _Atomic uint32_t word;
   selop *extnext;   /* sched.extlock: registered outside waits */
+  bool counted;     /* a G waiting on its thread: out of sched.nactive until claimed */
   sudog *sg;        /* n sudogs, one per non-nil case, in lock order */
   int n;
   goro_timer *timer; /* G with a deadline: fires the -1 outcome */
