@@ -514,6 +514,18 @@ function test_foreign_userdata_is_refused()
   refused(go, function() end, foreign)
   refused(go, function() return foreign end)
   lu.assertEquals(#c, 0)
+  -- a userdata dressed up as a goro object (its own metatable with the
+  -- marker field) is still foreign: taken for one, its memory would be
+  -- read as a goro object's
+  local f = io.tmpfile()
+  local filemt = getmetatable(f)
+  debug.setmetatable(f, {__goro = true, __name = "goro.chan"})
+  refused(c.send, c, f)
+  refused(go, function() end, f)
+  goro_error(getmetatable(c).__index.send, f, 1)
+  lu.assertEquals(#c, 0)
+  debug.setmetatable(f, filemt)
+  f:close()
   usable()
 end
 
