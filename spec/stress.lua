@@ -2,9 +2,10 @@
 -- from Lua: 8 Ps on however many cores there are, rounds of random
 -- scenarios (pipelines, cancellation by a closed channel, send on a channel
 -- closed under the senders, select with timeouts, waitgroups, mutexes,
--- spawn trees, token rings, timers, goroutine errors, deadlocks made on
--- purpose, GOMAXPROCS changes while goroutines run), each checking its
--- invariants:
+-- spawn trees, token rings, CPU-bound goroutines next to ping-pong and
+-- go.blocking calls, channel operations inside user coroutines, timers,
+-- goroutine errors, deadlocks made on purpose, GOMAXPROCS changes while
+-- goroutines run), each checking its invariants:
 --   * every value sent is received exactly once, or reported undelivered
 --     because its channel was closed or the work was cancelled (per-id
 --     accounting: no loss, no duplicate);
@@ -548,6 +549,91 @@ function S.ring(ctx)
   return tokens * laps * n + n
 end
 
+-- CPU-bound goroutines that never yield (preempted by sysmon, or not:
+-- under TSan signals wait for a libc call) next to a ping-pong pair and
+-- goroutines in go.blocking calls (P handoff): everybody finishes, sums
+-- are right, the ping-pong count is exact.
+function S.preempt(ctx)
+  local rnd = ctx.rnd
+  local nbusy, nblock = rnd(1, 4), rnd(0, 3)
+  local iters = n_of(ctx, 1000, 200000)
+  local rounds = n_of(ctx, 1, 300)
+  local rep = go.chan(16)
+  for b = 1, nbusy do
+    go(function(b)
+      local x = 0
+      for i = 1, iters do x = x + i % 7 end
+      rep:send({"busy", x})
+    end, b)
+  end
+  for _ = 1, nblock do
+    go(function()
+      local x = go.blocking(function(n)
+        local y = 0
+        for i = 1, n do y = y + i % 7 end
+        return y
+      end, iters // 4)
+      rep:send({"blocking", x})
+    end)
+  end
+  local ping, pong = go.chan(), go.chan()
+  go(function()
+    for i = 1, rounds do ping:send(i); if pong:recv() ~= i then error("stress: pong out of order", 0) end end
+    ping:close()
+  end)
+  go(function()
+    local n = 0
+    for v in ping:range() do pong:send(v); n = n + 1 end
+    rep:send({"pingpong", n})
+  end)
+  local function sum7(n) return (n // 7) * 21 + ({0, 1, 3, 6, 10, 15, 21})[n % 7 + 1] end
+  for _ = 1, nbusy + nblock + 1 do
+    local r = ctx.await(rep, "preempt report")
+    local expect = r[1] == "busy" and sum7(iters) or r[1] == "blocking" and sum7(iters // 4) or rounds
+    if r[2] ~= expect then ctx.fail(("preempt: %s got %s, expected %s"):format(r[1], r[2], expect)) end
+  end
+  return nbusy * 2 + nblock * 3 + rounds * 2 + 4
+end
+
+-- Channel operations inside the user's own coroutines within goroutines
+-- (generators that receive, consumers that send): parks pass through them.
+function S.coroutines(ctx)
+  local rnd = ctx.rnd
+  local n = n_of(ctx, 1, 300)
+  local src, out = go.chan(rnd(0, 4)), go.chan(rnd(0, 4))
+  go(function() for i = 1, n do src:send(i) end; src:close() end)
+  go(function()
+    local gen = coroutine.wrap(function()
+      for v in src:range() do coroutine.yield(v) end
+    end)
+    local co = coroutine.create(function()
+      while true do
+        local v = coroutine.yield()
+        if v == nil then break end
+        out:send(v * 2)
+      end
+    end)
+    coroutine.resume(co)
+    for v in gen do
+      local ok, err = coroutine.resume(co, v)
+      if not ok then error(err, 0) end
+    end
+    coroutine.resume(co, nil)
+    out:close()
+  end)
+  local sum, count = 0, 0
+  while true do
+    local v = ctx.await_or_closed(out, "coroutine output")
+    if v == nil then break end
+    sum = sum + v
+    count = count + 1
+  end
+  if count ~= n or sum ~= n * (n + 1) then
+    ctx.fail(("coroutines: %d values, sum %d; expected %d, %d"):format(count, sum, n, n * (n + 1)))
+  end
+  return n * 4
+end
+
 -- Timers: timeouts that fire, timers stopped before they fire, tickers.
 function S.timers(ctx)
   local rnd = ctx.rnd
@@ -690,10 +776,11 @@ end
 
 M.scenarios = S
 M.order = {"pipeline", "cancel", "closed_under_senders", "select_timeouts", "mutex",
-           "spawn_tree", "waitgroup", "ring", "timers", "errors", "deadlock"}
+           "spawn_tree", "waitgroup", "ring", "preempt", "coroutines", "timers", "errors",
+           "deadlock"}
 M.weights = {pipeline = 4, cancel = 3, closed_under_senders = 3, select_timeouts = 2,
-             mutex = 2, spawn_tree = 1, waitgroup = 2, ring = 2, timers = 1, errors = 1,
-             deadlock = 1}
+             mutex = 2, spawn_tree = 1, waitgroup = 2, ring = 2, preempt = 1, coroutines = 1,
+             timers = 1, errors = 1, deadlock = 1}
 
 -- ------------------------------------------------------------------ driver
 
@@ -742,6 +829,15 @@ function M.run(opts)
     if not ok then fail(what .. ": channel closed") end
     return v
   end
+  -- The same, where a closed channel is the end (returns nil then).
+  local function await_or_closed(ch, what)
+    local t = go.timer(watchdog)
+    local i, v, ok = go.select{{ch, "recv"}, {t.c, "recv"}}
+    t:stop()
+    if i ~= 1 then fail(("hung: no %s in %d s"):format(what, watchdog)) end
+    if not ok then return nil end
+    return v
+  end
   local function await_wg(wg)
     local c = go.chan(1)
     go(function() wg:wait(); c:send(true) end)
@@ -752,7 +848,8 @@ function M.run(opts)
     current = bag[math.random(#bag)]
     local rseed = math.random(1, 1 << 30)
     local ctx = {rnd = math.random, seed = rseed, scale = scale, await = await,
-                 await_wg = await_wg, fail = fail, round = round, has_mutex = has_mutex}
+                 await_or_closed = await_or_closed, await_wg = await_wg, fail = fail,
+                 round = round, has_mutex = has_mutex}
     local r0 = go.now()
     local ok, res = pcall(S[current], ctx)
     if ok then
