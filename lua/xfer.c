@@ -712,23 +712,17 @@ static int fncache_gc(lua_State *L) {
   return 0;
 }
 
-/* The fnproto for the Lua function at idx (cached per prototype). */
-static fnproto *get_fnproto(lua_State *L, int idx) {
-  const void *key = protokey(L, idx);
+/* Pushes this state's prototype cache (RK_FNCACHE), emptied when it has
+** grown to FNCACHE_MAX entries (the dropped fnprotos are released by
+** their finalizers). */
+static void fncache_push(lua_State *L, bool adding) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_FNCACHE) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
   }
-  lua_pushlightuserdata(L, (void *)key);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    fnproto *fp = *(fnproto **)lua_touserdata(L, -1);
-    lua_pop(L, 2);
-    return fp;
-  }
-  lua_pop(L, 1);
-  /* bound the cache: start afresh when it grows too big */
+  if (!adding) return;
   lua_getfield(L, -1, "n");
   lua_Integer n = lua_tointeger(L, -1);
   lua_pop(L, 1);
@@ -741,27 +735,17 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
   }
   lua_pushinteger(L, n + 1);
   lua_setfield(L, -2, "n");
-  dumpbuf d = {NULL, 0, 0};
-  lua_pushvalue(L, idx);
-  int bad = lua_dump(L, dump_writer, &d, 0);
-  lua_pop(L, 1);
-  fnproto *fp = bad ? NULL : calloc(1, sizeof *fp);
-  if (!fp) {
-    free(d.p);
-    luaL_error(L, "goro: out of memory while copying a function");
-  }
-  fp->code = d.p;
-  fp->len = d.len;
-  atomic_init(&fp->refs, 1); /* the cache's */
-  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
-  pthread_mutex_lock(&fnlock);
-  fp->next = fnlive;
-  if (fnlive) fnlive->prev = fp;
-  fnlive = fp;
-  pthread_mutex_unlock(&fnlock);
-  dump_globals(fp);
+}
+
+/* Caches fp (taking one reference, which the entry's finalizer drops) as
+** the fnproto of the Lua function at idx, whose prototype it is. */
+static void fncache_put(lua_State *L, int idx, fnproto *fp) {
+  idx = lua_absindex(L, idx);
+  const void *key = protokey(L, idx);
+  fncache_push(L, true);
   fnproto **ud = lua_newuserdatauv(L, sizeof *ud, 1);
   *ud = fp;
+  atomic_fetch_add_explicit(&fp->refs, 1, memory_order_relaxed); /* owner holds one */
   if (luaL_newmetatable(L, "goro.fnproto")) {
     lua_pushcfunction(L, fncache_gc);
     lua_setfield(L, -2, "__gc");
@@ -773,6 +757,43 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
   lua_insert(L, -2);
   lua_rawset(L, -3);
   lua_pop(L, 1);
+}
+
+/* The fnproto for the Lua function at idx (cached per prototype: the
+** sender's own functions get one when first sent, functions a state
+** received keep the one they came with, so a function relayed from state
+** to state is one fnproto everywhere and the caches do not grow per hop). */
+static fnproto *get_fnproto(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  const void *key = protokey(L, idx);
+  fncache_push(L, false);
+  lua_pushlightuserdata(L, (void *)key);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    fnproto *fp = *(fnproto **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return fp;
+  }
+  lua_pop(L, 2);
+  dumpbuf d = {NULL, 0, 0};
+  lua_pushvalue(L, idx);
+  int bad = lua_dump(L, dump_writer, &d, 0);
+  lua_pop(L, 1);
+  fnproto *fp = bad ? NULL : calloc(1, sizeof *fp);
+  if (!fp) {
+    free(d.p);
+    luaL_error(L, "goro: out of memory while copying a function");
+  }
+  fp->code = d.p;
+  fp->len = d.len;
+  atomic_init(&fp->refs, 0); /* fncache_put takes the cache's */
+  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  pthread_mutex_lock(&fnlock);
+  fp->next = fnlive;
+  if (fnlive) fnlive->prev = fp;
+  fnlive = fp;
+  pthread_mutex_unlock(&fnlock);
+  dump_globals(fp);
+  fncache_put(L, idx, fp);
   return fp;
 }
 
@@ -1109,6 +1130,7 @@ static void dec_function(dec *d) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, (lua_Integer)fp->id);
       lua_remove(L, -2);
+      fncache_put(L, -1, fp); /* sent on from here, it stays fp */
       loaded = true;
     }
   }
