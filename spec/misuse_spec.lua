@@ -8,8 +8,9 @@ local lu = require "luaunit"
 local go = require "goro"
 io.stdout:setvbuf("line") -- a hang shows which test it is in
 
--- Sanitizer runs are slower: time limits scale.
-local SLOW = os.getenv("GORO_TSAN") and 10 or (os.getenv("ASAN_OPTIONS") and 4 or 1)
+-- Sanitizer and valgrind runs are slower: time limits scale.
+local SLOW = (os.getenv("GORO_TSAN") or os.getenv("GORO_VALGRIND")) and 10
+  or (os.getenv("ASAN_OPTIONS") and 4 or 1)
 local TSAN = os.getenv("GORO_TSAN") ~= nil
 
 -- ------------------------------------------------------------------ helpers

@@ -14,6 +14,7 @@
 # counts); they are checked by `make test`.
 # Env: VALGRIND (default: valgrind), VALGRIND_OPTS (extra options).
 LUA_RUN=${GORO_LUA:-lua5.4}
+export GORO_VALGRIND=1 # specs scale their time limits and sizes
 VG=${VALGRIND:-valgrind}
 here=$(dirname "$0")
 supp="$here/valgrind.supp"
