@@ -147,8 +147,11 @@ int64_t goro_numgoroutine(void);
 ** scheduler gets its preempt flag set and, with signo > 0, signo is sent to
 ** its M's thread (the binding's handler makes the G yield). 0: flag only. */
 void goro_set_preempt_signal(int signo);
-/* Takes (and clears) g's pending preemption request. */
-bool goro_preempt_take(goro_g *g);
+/* Takes (and clears) g's pending preemption request: 0 none, 1 yield,
+** 2 yield, and keep asking until it does: sysmon retook the P of g's M
+** (the step is stuck outside the core; see sched.h, struct M), so g runs
+** without a P until it yields or parks. */
+int goro_preempt_take(goro_g *g);
 
 /* ---------------------------------------------------------------- channels */
 

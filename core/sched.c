@@ -171,6 +171,44 @@ static void acquirep(M *m, P *p) {
   atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
 }
 
+/* A core operation in a G's step (spawn, ready, blocking-call entry)
+** takes m's P back from user mode, where sysmon may retake it (see
+** struct M): *pp is the P the operation may use, NULL when m has none (in
+** a blocking call, or retaken: the step goes on without a P, its spawns
+** and wake-ups go to the global queue). Returns whether p_leave must
+** publish the P again (false when nested in another core operation or
+** called from the scheduler itself). Never blocks. */
+static bool p_enter(M *m, P **pp) {
+  if (!m || !m->inuser) {
+    *pp = m ? m->p : NULL;
+    return false;
+  }
+  m->inuser = false;
+  P *p = m->p;
+  if (p) {
+    P *exp = p;
+    /* relaxed: winning means nobody else touched p since our own release
+    ** store in p_leave; losing means sysmon owns it and we never touch it
+    ** again. */
+    if (!atomic_compare_exchange_strong_explicit(&m->userp, &exp, NULL,
+                                                 memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+      m->p = NULL;
+      p = NULL;
+    }
+  }
+  *pp = p;
+  return true;
+}
+
+static void p_leave(M *m, bool entered) {
+  if (!entered) return;
+  m->inuser = true;
+  /* release: sysmon's acquire CAS that retakes the P sees every write this
+  ** M made to it. */
+  if (m->p) atomic_store_explicit(&m->userp, m->p, memory_order_release);
+}
+
 /* ------------------------------------------------------------------ Ms */
 
 /* sched.lock held. */
@@ -380,6 +418,22 @@ static goro_g *gfget(P *p) {
   return g;
 }
 
+/* g is dead and its M has no P (retaken): the global free list. */
+static void gfput_global(goro_g *g) {
+  lock_acquire(&sched.gflock);
+  if (sched.ngfree < GFREE_GLOBAL_MAX) {
+    g->schedlink = sched.gfree;
+    sched.gfree = g;
+    sched.ngfree++;
+    g = NULL;
+  }
+  lock_release(&sched.gflock);
+  if (!g) return;
+  allgremove(g);
+  if (g->cache && sched.cache_free) sched.cache_free(g->cache);
+  free(g);
+}
+
 /* Go's gfput: g is dead; keep it for reuse (with its binding cache). */
 static void gfput(P *p, goro_g *g) {
   g->schedlink = p->gfree;
@@ -414,11 +468,15 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   if (!fn) return GORO_EINVAL;
   if (!atomic_load_explicit(&sched.running, memory_order_acquire)) return GORO_ESTOPPED;
   M *m = tls_m;
-  P *p = m ? m->p : NULL;
+  P *p;
+  bool entered = p_enter(m, &p);
   goro_g *g = gfget(p);
   if (!g) {
     g = calloc(1, sizeof *g);
-    if (!g) return GORO_ENOMEM;
+    if (!g) {
+      p_leave(m, entered);
+      return GORO_ENOMEM;
+    }
     allgadd(g);
   }
   g->fn = fn;
@@ -440,6 +498,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
     globrunqput(g);
     lock_release(&sched.lock);
   }
+  p_leave(m, entered);
   wakep();
   return GORO_OK;
 }
@@ -452,18 +511,21 @@ void goro_ready(goro_g *g) {
   atomic_fetch_sub_explicit(&sched.nwaiting, 1, memory_order_relaxed);
   active_add(1);
   M *m = tls_m;
-  if (m && m->p) {
-    runqput(m->p, g, true);
+  P *p;
+  bool entered = p_enter(m, &p);
+  if (p) {
+    runqput(p, g, true);
     /* g waits in runnext to run here as soon as the current G parks (a
     ** channel hand-over), and thieves leave a running P's runnext alone:
     ** waking an M for it only costs a futex wake. Wake one if the ring has
     ** work (runnext kicked a G there); sysmon rescues a runnext G that
     ** waits too long (sysmon.c). */
-    P *p = m->p;
-    if (atomic_load_explicit(&p->runqtail, memory_order_relaxed) ==
-        atomic_load_explicit(&p->runqhead, memory_order_relaxed))
-      return;
+    bool quiet = atomic_load_explicit(&p->runqtail, memory_order_relaxed) ==
+                 atomic_load_explicit(&p->runqhead, memory_order_relaxed);
+    p_leave(m, entered);
+    if (quiet) return;
   } else {
+    p_leave(m, entered);
     lock_acquire(&sched.lock);
     globrunqput(g);
     lock_release(&sched.lock);
@@ -747,11 +809,13 @@ release:
   goto top;
 }
 
+/* p: the M's P, NULL when sysmon retook it during the step. */
 static void gdestroy(P *p, goro_g *g) {
   atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
   g->fn = NULL;
   g->ud = NULL;
-  gfput(p, g);
+  if (p) gfput(p, g);
+  else gfput_global(g);
   if (atomic_fetch_sub_explicit(&sched.ngs, 1, memory_order_acq_rel) == 1)
     ext_wake_all(); /* goro_wait_all */
   active_add(-1);
@@ -771,12 +835,18 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
   /* release: sysmon's acquire loads see a consistent M/G pair. */
   atomic_store_explicit(&p->curm, m, memory_order_release);
   atomic_store_explicit(&p->curg, g, memory_order_release);
+  m->inuser = true; /* from here sysmon may retake p (retake_running) */
+  /* release: see p_leave. */
+  atomic_store_explicit(&m->userp, p, memory_order_release);
   goro_step r = g->fn(g, g->ud);
-  p = m->p; /* a blocking call may have come back on another P */
+  /* a blocking call may have come back on another P, or sysmon may have
+  ** retaken it (p NULL: the G goes on without one) */
+  p_enter(m, &p);
   if (p) atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->curg = NULL;
   g->m = NULL;
-  if (!p) { /* came back from a blocking call while the runtime stops */
+  if (!p && atomic_load_explicit(&sched.stopping, memory_order_acquire)) {
+    /* came back from a blocking call while the runtime stops */
     if (r == GORO_STEP_DONE) {
       atomic_store_explicit(&g->status, G_DEAD, memory_order_relaxed);
       atomic_fetch_sub_explicit(&sched.ngs, 1, memory_order_relaxed);
@@ -792,6 +862,7 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
     lock_acquire(&sched.lock);
     globrunqput(g);
     lock_release(&sched.lock);
+    if (!p) wakep(); /* this M has no P to come back for it */
     break;
   case GORO_STEP_PARKED: {
     int exp = G_RUNNING;
@@ -804,7 +875,14 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
     } else {
       /* woken before we committed: run it again soon */
       atomic_fetch_sub_explicit(&sched.nwaiting, 1, memory_order_relaxed);
-      runqput(p, g, true);
+      if (p) {
+        runqput(p, g, true);
+      } else {
+        lock_acquire(&sched.lock);
+        globrunqput(g);
+        lock_release(&sched.lock);
+        wakep();
+      }
     }
     break;
   }
@@ -827,7 +905,13 @@ static void schedule(M *m) {
       continue;
     }
     goro_step r = execute(m, g, inherit);
-    if (!m->p) return;
+    if (!m->p) {
+      /* sysmon retook the P during the step: wait for another */
+      if (atomic_load_explicit(&sched.stopping, memory_order_acquire)) return;
+      stopm(m);
+      if (!m->p) return;
+      continue;
+    }
     /* Ms back from a blocking call wait for a P with their G's C frames on
     ** their stacks (we cannot move them to a queue as Go does): give them
     ** this P when our G yielded, and every 61st tick. */
@@ -867,14 +951,20 @@ static void *mstart(void *arg) {
 
 void goro_enter_blocking(void) {
   M *m = tls_m;
-  if (!m || !m->curg || !m->p) return;
-  P *p = m->p;
+  if (!m || !m->curg) return;
+  P *p;
+  bool entered = p_enter(m, &p);
+  if (!p) { /* already without a P: exit_blocking finds one */
+    p_leave(m, entered);
+    return;
+  }
   atomic_store_explicit(&m->curg->status, G_SYSCALL, memory_order_relaxed);
   atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->oldp = p;
   m->p = NULL;
   atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
   STAT_ADD(c_handoffs, 1);
+  p_leave(m, entered); /* m->p is NULL: nothing published */
   handoffp(p);
 }
 
@@ -883,13 +973,19 @@ void goro_enter_blocking(void) {
 ** exit_blocking takes the P back with one CAS. */
 void goro_enter_syscall(void) {
   M *m = tls_m;
-  if (!m || !m->curg || !m->p) return;
-  P *p = m->p;
+  if (!m || !m->curg) return;
+  P *p;
+  bool entered = p_enter(m, &p);
+  if (!p) { /* already without a P: exit_blocking finds one */
+    p_leave(m, entered);
+    return;
+  }
   atomic_store_explicit(&m->curg->status, G_SYSCALL, memory_order_relaxed);
   atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->oldp = p;
   m->p = NULL;
   atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+  p_leave(m, entered); /* m->p is NULL: nothing published */
   /* release: everything this M did with the P is visible to a retaker. */
   atomic_store_explicit(&p->status, P_SYSCALL, memory_order_release);
 }
@@ -911,7 +1007,13 @@ bool retake_syscall(P *p) {
 
 void goro_exit_blocking(void) {
   M *m = tls_m;
-  if (!m || !m->curg || m->p) return;
+  if (!m || !m->curg) return;
+  P *cur;
+  bool entered = p_enter(m, &cur);
+  if (cur) { /* never left it */
+    p_leave(m, entered);
+    return;
+  }
   if (m->oldp) { /* fast path: our P was not retaken (exitsyscallfast) */
     int st = P_SYSCALL;
     /* acquire: pairs with the release in enter_syscall (same thread) and
@@ -926,6 +1028,7 @@ void goro_exit_blocking(void) {
       atomic_store_explicit(&p->curm, m, memory_order_release);
       atomic_store_explicit(&p->curg, m->curg, memory_order_release);
       atomic_store_explicit(&m->curg->status, G_RUNNING, memory_order_relaxed);
+      p_leave(m, entered);
       return;
     }
   }
@@ -955,6 +1058,32 @@ void goro_exit_blocking(void) {
     atomic_store_explicit(&p->curg, m->curg, memory_order_release);
   }
   atomic_store_explicit(&m->curg->status, G_RUNNING, memory_order_relaxed);
+  p_leave(m, entered);
+}
+
+/* sysmon: the G on p has held it for too long outside the core (a C
+** function that is not ours, or Lua code that cannot yield) while other
+** work waits: take p from its M (Go's retake, for a G it cannot preempt)
+** and hand it to another. The M finds out at its next core operation
+** (p_enter) and goes on without a P; its G yields at the first chance (the
+** preemption hook asks it to) and waits in the global queue. */
+bool retake_running(P *p) {
+  M *m = atomic_load_explicit(&p->curm, memory_order_acquire);
+  if (!m) return false;
+  P *exp = p;
+  /* acquire: pairs with the M's release store of userp; we see all it did
+  ** with p. Fails unless m holds exactly p outside the core right now. */
+  if (!atomic_compare_exchange_strong_explicit(&m->userp, &exp, NULL,
+                                               memory_order_acquire,
+                                               memory_order_relaxed))
+    return false;
+  atomic_store_explicit(&p->curg, NULL, memory_order_relaxed);
+  /* a preemption request made for that G is void now */
+  atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+  STAT_ADD(c_retake, 1);
+  STAT_ADD(c_handoffs, 1);
+  handoffp(p);
+  return true;
 }
 
 /* ------------------------------------------------------ start / stop */

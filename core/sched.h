@@ -114,10 +114,17 @@ struct P {
   _Atomic(M *) curm;         /* ... and its M */
 };
 
+/* While its G's step runs code outside the core (Lua, or a C function
+** goro does not wrap), an M publishes its P in `userp`; sysmon may take
+** the P from there (CAS userp p -> NULL) when the step has held it too long
+** (retake_running). The M takes the P back with a CAS of its own before
+** it touches the P again (p_enter in sched.c): exactly one side wins. */
 struct M {
   int id;
   pthread_t thread;
-  P *p;             /* P held, or NULL */
+  P *p;             /* P held, or NULL (owner only; see userp) */
+  _Atomic(P *) userp; /* == p while inuser, until sysmon retakes it */
+  bool inuser;      /* owner only: its G's step runs outside the core */
   P *nextp;         /* P handed to it when woken (set before note_wakeup) */
   P *oldp;          /* P it had before a blocking call */
   bool spinning;    /* counted in sched.nmspinning */
@@ -238,6 +245,7 @@ void timers_wake_sleeper(void);
 void select_cancel_all(goro_g *g);
 
 bool retake_syscall(P *p);  /* sysmon: P_SYSCALL too long -> handoff */
+bool retake_running(P *p);  /* sysmon: a step holds p too long -> handoff */
 void check_stuck(int64_t now); /* sysmon: work waits for a thread the cap forbids */
 
 /* sysmon.c */

@@ -33,6 +33,7 @@ static struct {
   pthread_t thread;
   uint32_t lasttick[GORO_MAXPROCS]; /* sysmon only */
   int64_t since[GORO_MAXPROCS];     /* sysmon only: when lasttick was seen */
+  bool asked[GORO_MAXPROCS];        /* sysmon only: preemption asked at lasttick */
 } S;
 
 void goro_set_preempt_signal(int signo) {
@@ -42,12 +43,19 @@ void goro_set_preempt_signal(int signo) {
 /* The request lives in the P (Ps are never freed while the runtime runs;
 ** a dead G may be), stamped with the P's tick: it is for the G of that
 ** scheduling slot only. */
-bool goro_preempt_take(goro_g *g) {
+int goro_preempt_take(goro_g *g) {
   M *m = tls_m;
-  if (!g || !m || m->curg != g || !m->p) return false;
+  if (!g || !m || m->curg != g) return 0;
+  /* sysmon retook the P while the step ran outside the core (m->p is
+  ** stale until p_enter notices; userp NULL says so; G_SYSCALL: in a
+  ** blocking call, whose exit finds a P) */
+  if (m->inuser && atomic_load_explicit(&g->status, memory_order_relaxed) != G_SYSCALL &&
+      (!m->p || atomic_load_explicit(&m->userp, memory_order_relaxed) == NULL))
+    return 2;
+  if (!m->p) return 0;
   P *p = m->p;
   /* acquire: pairs with sysmon's release store of the flag. */
-  if (!atomic_exchange_explicit(&p->preempt, 0, memory_order_acquire)) return false;
+  if (!atomic_exchange_explicit(&p->preempt, 0, memory_order_acquire)) return 0;
   return atomic_load_explicit(&p->preempttick, memory_order_relaxed) ==
          atomic_load_explicit(&p->tick, memory_order_relaxed);
 }
@@ -110,15 +118,27 @@ static void *sysmon_main(void *arg) {
       if (!busy || t != S.lasttick[i]) {
         S.lasttick[i] = t;
         S.since[i] = now;
+        S.asked[i] = false;
         continue;
       }
       /* preempt only when somebody waits for a P: a lone long runner
-      ** would just be resumed again (W4 loses nothing to preemption) */
+      ** would just be resumed again (W4 loses nothing to preemption); a G
+      ** that did not yield GORO_PREEMPT_NS after being asked is stuck
+      ** where it cannot (a C function, Lua code that cannot yield): its P
+      ** goes to another M */
       if (now - S.since[i] >= GORO_PREEMPT_NS &&
           (runqlen(p) > 0 || atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0))
-        preemptone(p, now);
-      else if (now - S.since[i] >= SYSMON_PERIOD_NS) rescue_runnext(p);
+           atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0)) {
+        if (!S.asked[i]) {
+          preemptone(p, now);
+          S.asked[i] = true;
+        } else if (retake_running(p)) {
+          S.asked[i] = false;
+          S.since[i] = now;
+        }
+      } else if (now - S.since[i] >= SYSMON_PERIOD_NS) {
+        rescue_runnext(p);
+      }
     }
   }
   return NULL;
@@ -130,6 +150,7 @@ void sysmon_start(void) {
   for (int i = 0; i < GORO_MAXPROCS; i++) {
     S.lasttick[i] = 0;
     S.since[i] = 0;
+    S.asked[i] = false;
   }
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
 }

@@ -40,6 +40,11 @@
 ** owner, so only the owner's thread arms it). The hook puts the user's own
 ** hook back and yields, if the coroutine chain can yield up to the
 ** scheduler; else the request is dropped and sysmon repeats it in 10 ms.
+** A goroutine that still has not yielded 10 ms later is stuck where no
+** hook runs (a C function): sysmon gives its P to another thread
+** (retake_running in core/sched.c); when the call returns, the hook (armed
+** by the signal) yields it to the global queue, re-arming every 1000
+** instructions while it cannot yield.
 ** A hook still armed when the coroutine stops running (it parked, or
 ** finished) is disarmed right after its lua_resume returns. */
 
@@ -51,12 +56,13 @@ static _Thread_local int tls_umask TLS_IE, tls_ucount TLS_IE;
 
 static void preempt_hook(lua_State *L, lua_Debug *ar);
 
-static void arm(lua_State *L) {
+/* Arms the hook to fire after count instructions. */
+static void arm(lua_State *L, int count) {
   tls_uhook = lua_gethook(L);
   tls_umask = lua_gethookmask(L);
   tls_ucount = lua_gethookcount(L);
   tls_armed = L;
-  lua_sethook(L, preempt_hook, LUA_MASKCOUNT, 1);
+  lua_sethook(L, preempt_hook, LUA_MASKCOUNT, count);
 }
 
 static void disarm(void) {
@@ -70,7 +76,7 @@ static void on_preempt_signal(int sig) {
   (void)sig;
   int saved = errno;
   lua_State *L = tls_running;
-  if (L && !tls_armed) arm(L);
+  if (L && !tls_armed) arm(L, 1);
   errno = saved;
 }
 
@@ -78,11 +84,16 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   if (tls_armed == L) disarm();
   gstate *s = gstate_of(L);
-  if (!s || !goro_preempt_take(goro_self())) return;
+  int take = s ? goro_preempt_take(goro_self()) : 0;
+  if (!take) return;
   if (gstate_canpark(L, s)) {
     s->preempted = 1;
-    lua_yield(L, 0);
+    lua_yield(L, 0); /* from a hook it returns: the yield happens after */
+    return;
   }
+  /* sysmon retook our P (we were stuck in C): this thread runs Lua beyond
+  ** GOMAXPROCS until the goroutine yields or parks, so ask again soon */
+  if (take == 2 && L == tls_running) arm(L, 1000);
 }
 
 static struct sigaction oldact; /* the handler before ours */
@@ -182,7 +193,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
   tls_running = outer;
   if (tls_armed == co) { /* a request that co did not serve: L serves it */
     disarm();
-    if (outer) arm(outer);
+    if (outer) arm(outer, 1);
   }
   if (s) s->chain_ok = saved;
   if (st == LUA_YIELD && s && (s->parking || s->preempted)) {

@@ -175,6 +175,105 @@ function test_os_execute_does_not_stall_its_P()
   end)
 end
 
+-- A goroutine that records go.now() until stop is closed, then sends the
+-- list of its timestamps on the returned channel.
+local function ticker(stop)
+  local out = go.chan(1)
+  go(function()
+    local ts = {}
+    while not stop:closed() do
+      ts[#ts + 1] = go.now()
+      local x = 0
+      for _ = 1, 20000 do x = x + 1 end
+    end
+    out:send(ts)
+  end)
+  return out
+end
+
+-- How much of [t0, t1] the timestamps cover (first to last inside it).
+local function coverage(ts, t0, t1)
+  local lo, hi
+  for _, t in ipairs(ts) do
+    if t > t0 and t < t1 then
+      lo = lo and math.min(lo, t) or t
+      hi = hi and math.max(hi, t) or t
+    end
+  end
+  return lo and (hi - lo) / (t1 - t0) or 0
+end
+
+local function shuffled(n)
+  local t = {}
+  for i = 1, n do t[i] = (i * 7919) % n end
+  return t
+end
+
+-- A C function that goro does not wrap (table.sort without a comparator:
+-- no Lua runs inside, so no hook can fire) holds its P only until sysmon
+-- retakes it (~20 ms): on one P, a second goroutine runs through the call.
+function test_a_long_C_call_does_not_keep_its_P()
+  with_procs(1, function()
+    local before = go.stats().retakes
+    local stop, res = go.chan(), go.chan(1)
+    local ticks = ticker(stop)
+    go(function()
+      local t = shuffled(1000000)
+      local t0 = go.now()
+      table.sort(t) -- ~0.3 s in C
+      local t1 = go.now()
+      stop:close()
+      res:send({t0, t1, t[1] == 0 and t[#t] == #t - 1})
+    end)
+    local r = res:recv()
+    local cov = coverage(ticks:recv(), r[1], r[2])
+    lu.assertTrue(r[3], "not sorted")
+    lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s call")
+      :format(cov * 100, r[2] - r[1]))
+    lu.assertTrue(go.stats().retakes > before)
+  end)
+end
+
+-- The same inside a region where Lua cannot yield (a sort comparator): after
+-- the retake the goroutine goes on without a P until it can yield; what it
+-- does there (spawn, wake a goroutine, a blocking call) still works.
+function test_a_retaken_goroutine_works_on_without_its_P()
+  with_procs(1, function()
+    local stop, res, woken = go.chan(), go.chan(4), go.chan()
+    local ticks = ticker(stop)
+    go(function() res:send("woken " .. woken:recv()) end)
+    go(function()
+      local big = shuffled(1000000)
+      local t0, t1
+      local pair = {2, 1}
+      table.sort(pair, function(a, b)
+        if not t0 then
+          t0 = go.now()
+          table.sort(big) -- retaken in here
+          t1 = go.now()
+          go(function() res:send("spawned") end)
+          woken:send(1)
+          res:send("blocking " .. go.blocking(function(x) return x * 2 end, 21))
+        end
+        return a < b
+      end)
+      stop:close()
+      res:send({t0, t1, pair[1] == 1})
+    end)
+    local got, span = {}, nil
+    for _ = 1, 4 do
+      local v = res:recv()
+      if type(v) == "table" then span = v else got[#got + 1] = v end
+    end
+    table.sort(got)
+    lu.assertEquals(got, {"blocking 42", "spawned", "woken 1"})
+    lu.assertTrue(span[3], "not sorted")
+    local cov = coverage(ticks:recv(), span[1], span[2])
+    lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s call")
+      :format(cov * 100, span[2] - span[1]))
+  end)
+end
+
 function test_blocking_returns_results_and_keeps_others_running()
   with_procs(1, function()
     local r = go.chan(1)

@@ -143,10 +143,83 @@ static void nopark_test(void) {
   goro_stop(MS(5000));
 }
 
+/* ------------------------------------------------ retake of a stuck step */
+
+/* A step stuck in C that tells the core nothing (no enter_blocking): after
+** ~20 ms with other Gs waiting, sysmon takes its P (retake_running). The
+** step then goes on without a P: a spawn, a wake-up and a blocking call
+** still work, and the next step runs once it has a P again. */
+typedef struct {
+  long before, after;
+  int steps, spawnrc, sendrc;
+  goro_chan *c;
+} stuck_res;
+
+static atomic_int stuck_done;
+static atomic_long spawned_ran;
+
+static goro_step counted_step(goro_g *g, void *ud) {
+  atomic_fetch_add(&spawned_ran, 1);
+  return GORO_STEP_DONE;
+}
+
+static goro_step busy_worker_step(goro_g *g, void *ud) {
+  if (atomic_load(&stuck_done)) return GORO_STEP_DONE;
+  atomic_fetch_add(&work, 1);
+  return GORO_STEP_YIELDED;
+}
+
+static goro_step stuck_step(goro_g *g, void *ud) {
+  stuck_res *r = ud;
+  if (r->steps++ > 0) return GORO_STEP_DONE; /* scheduled again: has a P */
+  r->before = atomic_load(&work);
+  int64_t until = goro_now() + MS(300);
+  while (goro_now() < until) {
+  }
+  r->after = atomic_load(&work);
+  r->spawnrc = spawn(counted_step, NULL); /* no P: to the global queue */
+  uint64_t v = 7;
+  r->sendrc = goro_chan_send(r->c, &v, GORO_NOW); /* wakes the receiver */
+  goro_enter_blocking();
+  goro_exit_blocking(); /* takes a P back */
+  atomic_store(&stuck_done, 1);
+  return GORO_STEP_YIELDED;
+}
+
+static void retake_test(void) {
+  goro_start(1, NULL);
+  goro_stats st0, st;
+  goro_get_stats(&st0);
+  atomic_store(&work, 0);
+  atomic_store(&stuck_done, 0);
+  atomic_store(&spawned_ran, 0);
+  stuck_res r;
+  memset(&r, 0, sizeof r);
+  r.c = goro_chan_new(sizeof(uint64_t), 0, NULL);
+  gop rcv;
+  gop_init(&rcv, GOP_RECV, r.c, 0, GORO_FOREVER);
+  spawn(gop_step, &rcv);
+  spawn(stuck_step, &r);
+  for (int i = 0; i < NWORKERS; i++) spawn(busy_worker_step, NULL);
+  int wrc = settle();
+  goro_get_stats(&st);
+  ok(wrc == GORO_OK && r.steps == 2, "GOMAXPROCS=1: a step stuck 300 ms in C and %d yielding Gs all finish (%d, %d steps)",
+     NWORKERS, wrc, r.steps);
+  ok(r.after - r.before >= 100, "other Gs ran %ld steps while the step was stuck (its P was retaken)",
+     r.after - r.before);
+  ok(st.retakes - st0.retakes >= 1, "stats count %lld retakes", (long long)(st.retakes - st0.retakes));
+  ok(r.spawnrc == GORO_OK && atomic_load(&spawned_ran) == 1, "a spawn from the step without a P runs");
+  ok(r.sendrc == GORO_OK && rcv.rc == GORO_OK && rcv.val == 7 && rcv.okv,
+     "a send from the step without a P wakes its receiver (rc %d, %d)", r.sendrc, rcv.rc);
+  goro_chan_unref(r.c);
+  goro_stop(MS(5000));
+}
+
 int main(void) {
   watchdog(120);
   others_run_test();
   parallel_blockers_test();
   nopark_test();
+  retake_test();
   return done_testing();
 }
