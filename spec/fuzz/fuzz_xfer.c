@@ -134,6 +134,7 @@ static int build(lua_State *L) {
   in *r = lua_touserdata(L, 1);
   bld *b = lua_touserdata(L, 2);
   lua_settop(L, 0);
+  if (!lua_checkstack(L, MAXSTACK + 32)) FAIL("no stack");
   lua_newtable(L);
   b->objs = 1;
   b->base = 1;
@@ -344,6 +345,7 @@ static int do_encode(lua_State *L) {
 static int do_decode(lua_State *L) {
   xfer *x = lua_touserdata(L, 1);
   lua_pop(L, 1);
+  if (!lua_checkstack(L, x->n + 8)) FAIL("no stack");
   if (x->single) xfer_decode_val(L, &x->val);
   else xfer_decode_n(L, x->buf, false);
   return x->single ? 1 : x->n;
@@ -738,7 +740,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fprintf(stderr, "fuzz_xfer: builder error: %s\n", lua_tostring(A, -1));
     abort();
   }
-  /* stack: the object list, then the values */
+  /* stack: the object list, then the values (room for as many again,
+  ** and for the comparisons) */
+  if (!lua_checkstack(A, lua_gettop(A) + 64)) FAIL("no stack");
   int nvals = lua_gettop(A) - 1;
   if (nvals <= 0) {
     lua_settop(A, 0);
@@ -772,6 +776,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   lua_State *B = newB();
+  if (!lua_checkstack(B, 2 * MAXSTACK + 64)) FAIL("no stack");
   lua_pushcfunction(B, do_decode);
   lua_pushlightuserdata(B, &x);
   if (lua_pcall(B, 1, LUA_MULTRET, 0) != LUA_OK) FAIL("decode failed: %s", lua_tostring(B, -1));
