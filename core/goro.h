@@ -152,6 +152,10 @@ void goro_set_preempt_signal(int signo);
 ** (the step is stuck outside the core; see sched.h, struct M), so g runs
 ** without a P until it yields or parks. */
 int goro_preempt_take(goro_g *g);
+/* The binding's handler of the preemption signal calls this first (it is
+** async-signal-safe): it lets sysmon retake the P of a step stuck where
+** no hook runs. Without it, such a step keeps its P. */
+void goro_preempt_signal(void);
 
 /* ---------------------------------------------------------------- channels */
 

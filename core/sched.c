@@ -171,28 +171,46 @@ static void acquirep(M *m, P *p) {
   atomic_store_explicit(&p->status, P_RUNNING, memory_order_relaxed);
 }
 
+/* Publish eagerly where signals come late (see struct M). */
+#if defined(__SANITIZE_THREAD__)
+#define EAGER_PUBLISH 1
+#else
+#define EAGER_PUBLISH 0
+#endif
+
+/* Publishes m's P for sysmon (struct M); m runs user code. */
+static inline void p_publish(M *m) {
+  if (!m->p) return;
+  /* release: sysmon's acquire CAS that retakes the P sees every write this
+  ** M made to it. */
+  atomic_store_explicit(&m->userp, m->p, memory_order_release);
+  m->published = 1;
+}
+
 /* A core operation in a G's step (spawn, ready, blocking-call entry)
-** takes m's P back from user mode, where sysmon may retake it (see
+** takes m's P back from user mode, where sysmon may have retaken it (see
 ** struct M): *pp is the P the operation may use, NULL when m has none (in
 ** a blocking call, or retaken: the step goes on without a P, its spawns
-** and wake-ups go to the global queue). Returns whether p_leave must
-** publish the P again (false when nested in another core operation or
+** and wake-ups go to the global queue). Returns whether p_leave must go
+** back to user mode (false when nested in another core operation or
 ** called from the scheduler itself). Never blocks. */
 static bool p_enter(M *m, P **pp) {
   if (!m || !m->inuser) {
     *pp = m ? m->p : NULL;
     return false;
   }
-  m->inuser = false;
+  m->inuser = 0;
+  /* from here the signal handler leaves userp alone */
+  atomic_signal_fence(memory_order_seq_cst);
   P *p = m->p;
-  if (p) {
+  if (m->published) {
+    m->published = 0;
     P *exp = p;
     /* relaxed: winning means nobody else touched p since our own release
-    ** store in p_leave; losing means sysmon owns it and we never touch it
-    ** again. */
-    if (!atomic_compare_exchange_strong_explicit(&m->userp, &exp, NULL,
-                                                 memory_order_relaxed,
-                                                 memory_order_relaxed)) {
+    ** store; losing means sysmon owns it and we never touch it again. */
+    if (p && !atomic_compare_exchange_strong_explicit(&m->userp, &exp, NULL,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
       m->p = NULL;
       p = NULL;
     }
@@ -203,10 +221,18 @@ static bool p_enter(M *m, P **pp) {
 
 static void p_leave(M *m, bool entered) {
   if (!entered) return;
-  m->inuser = true;
-  /* release: sysmon's acquire CAS that retakes the P sees every write this
-  ** M made to it. */
-  if (m->p) atomic_store_explicit(&m->userp, m->p, memory_order_release);
+  if (EAGER_PUBLISH) p_publish(m);
+  atomic_signal_fence(memory_order_seq_cst);
+  m->inuser = 1;
+}
+
+/* Signal handler context (async-signal-safe): sysmon's preemption signal
+** reached this thread; if a step runs user code here, publish its P so
+** sysmon can retake it should the step not yield. */
+void goro_preempt_signal(void) {
+  M *m = tls_m;
+  if (!m || !m->inuser || m->published) return;
+  p_publish(m);
 }
 
 /* ------------------------------------------------------------------ Ms */
@@ -835,9 +861,10 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
   /* release: sysmon's acquire loads see a consistent M/G pair. */
   atomic_store_explicit(&p->curm, m, memory_order_release);
   atomic_store_explicit(&p->curg, g, memory_order_release);
-  m->inuser = true; /* from here sysmon may retake p (retake_running) */
-  /* release: see p_leave. */
-  atomic_store_explicit(&m->userp, p, memory_order_release);
+  /* from here the P may be published and retaken (retake_running) */
+  if (EAGER_PUBLISH) p_publish(m);
+  atomic_signal_fence(memory_order_seq_cst);
+  m->inuser = 1;
   goro_step r = g->fn(g, g->ud);
   /* a blocking call may have come back on another P, or sysmon may have
   ** retaken it (p NULL: the G goes on without one) */

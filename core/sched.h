@@ -5,6 +5,7 @@
 #ifndef GORO_SCHED_H
 #define GORO_SCHED_H
 
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -115,16 +116,24 @@ struct P {
 };
 
 /* While its G's step runs code outside the core (Lua, or a C function
-** goro does not wrap), an M publishes its P in `userp`; sysmon may take
-** the P from there (CAS userp p -> NULL) when the step has held it too long
-** (retake_running). The M takes the P back with a CAS of its own before
-** it touches the P again (p_enter in sched.c): exactly one side wins. */
+** goro does not wrap), an M may publish its P in `userp`; sysmon then may
+** take the P from there (CAS userp p -> NULL) when the step has held it
+** too long (retake_running). The M takes a published P back with a CAS of
+** its own before it touches the P again (p_enter in sched.c): exactly one
+** side wins. Publishing is lazy: the preemption signal's handler, on the
+** M's thread, publishes (goro_preempt_signal), so a core operation costs
+** no atomic until sysmon asks; under ThreadSanitizer, which delivers
+** signals late, the M publishes at the start of every step and after
+** every core operation instead. */
 struct M {
   int id;
   pthread_t thread;
   P *p;             /* P held, or NULL (owner only; see userp) */
-  _Atomic(P *) userp; /* == p while inuser, until sysmon retakes it */
-  bool inuser;      /* owner only: its G's step runs outside the core */
+  _Atomic(P *) userp; /* == p once published, until sysmon retakes it */
+  /* owner's thread and its signal handler only (volatile: the handler
+  ** reads and writes them between any two instructions of the owner) */
+  volatile sig_atomic_t inuser;    /* its G's step runs outside the core */
+  volatile sig_atomic_t published; /* userp was set: p_enter must CAS */
   P *nextp;         /* P handed to it when woken (set before note_wakeup) */
   P *oldp;          /* P it had before a blocking call */
   bool spinning;    /* counted in sched.nmspinning */

@@ -24,6 +24,7 @@
 #define GORO_PREEMPT_NS 10000000 /* 10 ms, as Go's forcePreemptNS */
 #endif
 #define SYSMON_PERIOD_NS 1000000 /* look every 1 ms */
+#define RETAKE_GRACE_NS 2000000  /* after a preemption request, then retake */
 
 static struct {
   note_t note;          /* sysmon sleeps here; woken to stop */
@@ -50,7 +51,7 @@ int goro_preempt_take(goro_g *g) {
   ** stale until p_enter notices; userp NULL says so; G_SYSCALL: in a
   ** blocking call, whose exit finds a P) */
   if (m->inuser && atomic_load_explicit(&g->status, memory_order_relaxed) != G_SYSCALL &&
-      (!m->p || atomic_load_explicit(&m->userp, memory_order_relaxed) == NULL))
+      (!m->p || (m->published && atomic_load_explicit(&m->userp, memory_order_relaxed) == NULL)))
     return 2;
   if (!m->p) return 0;
   P *p = m->p;
@@ -123,18 +124,21 @@ static void *sysmon_main(void *arg) {
       }
       /* preempt only when somebody waits for a P: a lone long runner
       ** would just be resumed again (W4 loses nothing to preemption); a G
-      ** that did not yield GORO_PREEMPT_NS after being asked is stuck
-      ** where it cannot (a C function, Lua code that cannot yield): its P
-      ** goes to another M */
-      if (now - S.since[i] >= GORO_PREEMPT_NS &&
-          (runqlen(p) > 0 || atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0)) {
-        if (!S.asked[i]) {
-          preemptone(p, now);
-          S.asked[i] = true;
-        } else if (retake_running(p)) {
+      ** that did not yield RETAKE_GRACE_NS after being asked (a hook yields
+      ** within microseconds) is stuck where no hook runs (a C function, Lua
+      ** that cannot yield): its P goes to another M */
+      bool waits = runqlen(p) > 0 ||
+                   atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ||
+                   atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0;
+      if (waits && !S.asked[i] && now - S.since[i] >= GORO_PREEMPT_NS) {
+        preemptone(p, now);
+        S.asked[i] = true;
+      } else if (waits && S.asked[i] && now - S.since[i] >= RETAKE_GRACE_NS) {
+        if (retake_running(p)) {
           S.asked[i] = false;
           S.since[i] = now;
+        } else if (now - S.since[i] >= GORO_PREEMPT_NS) {
+          preemptone(p, now); /* again: the signal also publishes the P */
         }
       } else if (now - S.since[i] >= SYSMON_PERIOD_NS) {
         rescue_runnext(p);

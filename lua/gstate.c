@@ -40,7 +40,7 @@
 ** owner, so only the owner's thread arms it). The hook puts the user's own
 ** hook back and yields, if the coroutine chain can yield up to the
 ** scheduler; else the request is dropped and sysmon repeats it in 10 ms.
-** A goroutine that still has not yielded 10 ms later is stuck where no
+** A goroutine that still has not yielded 2 ms later is stuck where no
 ** hook runs (a C function): sysmon gives its P to another thread
 ** (retake_running in core/sched.c); when the call returns, the hook (armed
 ** by the signal) yields it to the global queue, re-arming every 1000
@@ -75,6 +75,7 @@ static void disarm(void) {
 static void on_preempt_signal(int sig) {
   (void)sig;
   int saved = errno;
+  goro_preempt_signal();
   lua_State *L = tls_running;
   if (L && !tls_armed) arm(L, 1);
   errno = saved;

@@ -211,7 +211,7 @@ end
 
 -- A C function that goro does not wrap (table.sort without a comparator:
 -- no Lua runs inside, so no hook can fire) holds its P only until sysmon
--- retakes it (~20 ms): on one P, a second goroutine runs through the call.
+-- retakes it (~12 ms): on one P, a second goroutine runs through the call.
 function test_a_long_C_call_does_not_keep_its_P()
   with_procs(1, function()
     local before = go.stats().retakes

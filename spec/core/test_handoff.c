@@ -4,6 +4,7 @@
 ** other Gs keep running; goro_nopark(1) makes channel ops block the M with a
 ** handoff instead of parking.
 */
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -146,7 +147,7 @@ static void nopark_test(void) {
 /* ------------------------------------------------ retake of a stuck step */
 
 /* A step stuck in C that tells the core nothing (no enter_blocking): after
-** ~20 ms with other Gs waiting, sysmon takes its P (retake_running). The
+** ~12 ms with other Gs waiting, sysmon takes its P (retake_running). The
 ** step then goes on without a P: a spawn, a wake-up and a blocking call
 ** still work, and the next step runs once it has a P again. */
 typedef struct {
@@ -186,7 +187,20 @@ static goro_step stuck_step(goro_g *g, void *ud) {
   return GORO_STEP_YIELDED;
 }
 
+/* The preemption signal's handler, as a binding installs it. */
+static void on_preempt_signal(int sig) {
+  (void)sig;
+  goro_preempt_signal();
+}
+
 static void retake_test(void) {
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_preempt_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGURG, &sa, &old);
+  goro_set_preempt_signal(SIGURG);
   goro_start(1, NULL);
   goro_stats st0, st;
   goro_get_stats(&st0);
@@ -213,6 +227,8 @@ static void retake_test(void) {
      "a send from the step without a P wakes its receiver (rc %d, %d)", r.sendrc, rcv.rc);
   goro_chan_unref(r.c);
   goro_stop(MS(5000));
+  goro_set_preempt_signal(0);
+  sigaction(SIGURG, &old, NULL);
 }
 
 int main(void) {

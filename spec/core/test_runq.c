@@ -281,7 +281,12 @@ static void stealing_test(int nprocs) {
   int threads = distinct_threads();
   int maxr = atomic_load(&max_running);
   ok(rc == GORO_OK, "P=%d: %d CPU-bound Gs spawned by one G finish (%d)", nprocs, NCPU, rc);
-  ok(maxr >= 1 && maxr <= nprocs, "P=%d: at most GOMAXPROCS Gs ran at once (max %d)", nprocs, maxr);
+  /* a step that held its P too long (here: its thread descheduled by a
+  ** loaded machine) may be retaken by sysmon and finish beside the others */
+  long long retakes = (long long)(st.retakes - st0.retakes);
+  ok(maxr >= 1 && maxr <= nprocs + retakes,
+     "P=%d: at most GOMAXPROCS Gs ran at once, plus retaken ones (max %d, %lld retakes)", nprocs,
+     maxr, retakes);
   if (nprocs > 1) {
     ok(threads > 1, "P=%d: Gs queued on one P ran on %d threads (idle Ps stole them)", nprocs,
        threads);
