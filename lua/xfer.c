@@ -233,7 +233,12 @@ void xfer_fini(void) {
   }
   pthread_once(&xcache_once, xcache_init);
   xlocal *l = xcache_ready ? pthread_getspecific(xcache_key) : NULL;
-  if (l) xlocal_flush(l, 0);
+  if (l) { /* the stopping thread may never exit (the main thread): its
+           ** destructor would not run */
+    xlocal_flush(l, 0);
+    pthread_setspecific(xcache_key, NULL);
+    free(l);
+  }
   pthread_mutex_lock(&xcache_lock);
   while (xcache) {
     xbuf *b = xcache;
