@@ -458,7 +458,7 @@ typedef struct enc {
   int envidx;    /* stack index of the sender's environment */
   const char *what; /* the root: "argument 2", "value", ... ("" for none) */
   jmp_buf fail;  /* enc_error jumps here (xfer_encode_n), then raises */
-  seg seg[XFER_MAXDEPTH + 2];
+  seg seg[XFER_MAXDEPTH + 2]; /* 1..depth; depth is MAXDEPTH + 1 at the error */
 } enc;
 
 static void encode(enc *e, int idx);
@@ -870,8 +870,9 @@ static void enc_function(enc *e, int idx) {
     }
     if (i < 256 && myref < (1 << 22)) seen_put(e, id, (myref << 8) | i);
     bbyte(L, e->b, T_UPVAL);
-    if (++e->depth > XFER_MAXDEPTH) enc_error(e, v, "nesting is too deep (limit 200)");
-    setpath(e, e->depth, 'u', name && *name ? name : "?", 0);
+    /* the segment first: the error names it (seg has room for depth 201) */
+    setpath(e, ++e->depth, 'u', name && *name ? name : "?", 0);
+    if (e->depth > XFER_MAXDEPTH) enc_error(e, v, "nesting is too deep (limit 200)");
     encode(e, v);
     e->depth--;
     lua_pop(L, 1);
@@ -904,8 +905,8 @@ static void enc_function(enc *e, int idx) {
           bput(L, e->b, "\0\0\0\0", 4);
         }
         bstr(L, e->b, g, strlen(g));
-        if (++e->depth > XFER_MAXDEPTH) enc_error(e, -1, "nesting is too deep (limit 200)");
-        setpath(e, e->depth, 'g', g, 0);
+        setpath(e, ++e->depth, 'g', g, 0);
+        if (e->depth > XFER_MAXDEPTH) enc_error(e, -1, "nesting is too deep (limit 200)");
         encode(e, lua_gettop(L));
         e->depth--;
         nglob++;

@@ -631,6 +631,26 @@ function test_deep_table_error_is_short()
   lu.assertTrue(#err < 400, ("the error is %d bytes long: %s..."):format(#err, err:sub(1, 200)))
 end
 
+-- The segment that passes the limit is named too: a closure chain's error
+-- ends at the upvalue that was one too many (it once read that path
+-- segment before writing it: garbage, or a crash, under valgrind).
+function test_deep_closure_error_names_the_upvalue_past_the_limit()
+  local c = go.chan(1)
+  local f = function() return 1 end
+  for _ = 1, 250 do local inner = f; f = function() return inner() + 1 end end
+  local err = refused(c.send, c, f)
+  lu.assertStrContains(err, "upvalue 'inner' (function): nesting is too deep (limit 200)")
+  -- and a global the code names, past the limit
+  local g = load("return function() return fz_deep end")()
+  for _ = 1, 200 do local inner = g; g = function() return inner() end end
+  fz_deep = {}
+  err = refused(c.send, c, g)
+  fz_deep = nil
+  lu.assertStrContains(err, "global 'fz_deep' (table): nesting is too deep (limit 200)")
+  lu.assertEquals(#c, 0)
+  usable()
+end
+
 -- Deep chains of closures (each the upvalue of the next) in a child
 -- process: a crash must not take this file down.
 function test_deep_function_chains()
