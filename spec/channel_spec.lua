@@ -3,22 +3,12 @@
 -- lost or duplicated under concurrency.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local for_procs = S.for_procs
 
 local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
 local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
-
-local function with_procs(n, body)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(body)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
-
-local function for_procs(name, procs, body)
-  for _, p in ipairs(procs) do
-    _G[name .. "_gomaxprocs" .. p] = function() with_procs(p, body) end
-  end
-end
 
 -- Polls cond (a try-operation) until it holds, for at most `limit` seconds.
 local function eventually(cond, limit)

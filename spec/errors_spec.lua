@@ -4,29 +4,9 @@
 -- "goro:" errors and leaves the runtime usable.
 local lu = require "luaunit"
 local go = require "goro"
-
-local LUA = arg and arg[-1] or "lua5.4"
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a Lua script in a child process: returns exit status, stdout, stderr.
-local function run_lua(src, limit)
-  local script, errf = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local p = io.popen(string.format("timeout %d %s %s 2>%s; echo \"::rc=$?\"",
-    limit or 60, shq(LUA), shq(script), shq(errf)))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
-  out = out:gsub("::rc=%d+%s*$", "")
-  local ef = io.open(errf)
-  local err = ef and ef:read("a") or ""
-  if ef then ef:close() end
-  os.remove(script)
-  os.remove(errf)
-  return rc, out, err
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local run_lua = S.run_lua
 
 -- Calls pcall(fn) until it fails (a pending goroutine error), at most
 -- `limit` seconds of wall time; returns the error.

@@ -3,15 +3,11 @@
 -- calls handed off, and the errors of bad declarations and calls.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local with_procs = S.with_procs
 local ffi = go.ffi
 local C = ffi.C
-
-local function with_procs(n, f)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(f)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
 
 -- The message of f's error (it must fail).
 local function err_of(f, ...)

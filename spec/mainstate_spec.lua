@@ -4,45 +4,9 @@
 -- boundaries, and scripts exit cleanly whatever their goroutines do.
 local lu = require "luaunit"
 local go = require "goro"
-
-local function with_procs(n, body)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(body)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
-
-local function for_procs(name, procs, body)
-  for _, p in ipairs(procs) do
-    _G[name .. "_gomaxprocs" .. p] = function() with_procs(p, body) end
-  end
-end
-
-local LUA = arg and arg[-1] or "lua5.4"
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a Lua script in a child process: exit status, stdout, stderr, and
--- the wall time it took (seconds).
-local function run_lua(src, limit)
-  local script, errf = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local t = go.now()
-  local p = io.popen(string.format("timeout %d %s %s 2>%s; echo \"::rc=$?\"",
-    limit or 60, shq(LUA), shq(script), shq(errf)))
-  local out = p:read("a")
-  p:close()
-  local took = go.now() - t
-  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
-  out = out:gsub("::rc=%d+%s*$", "")
-  local ef = io.open(errf)
-  local err = ef and ef:read("a") or ""
-  if ef then ef:close() end
-  os.remove(script)
-  os.remove(errf)
-  return rc, out, err, took
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local for_procs, run_lua = S.for_procs, S.run_lua
 
 local DEADLOCK = "all goroutines are asleep - deadlock!"
 

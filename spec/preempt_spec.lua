@@ -7,15 +7,11 @@
 -- in the plain and the ASan builds).
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local with_procs = S.with_procs
 
 local TSAN = os.getenv("GORO_TSAN") == "1"
-
-local function with_procs(n, f)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(f)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
 
 -- A goroutine that spins until told to stop; returns (stop, spins) channels.
 local function spinner(body)

@@ -2,22 +2,12 @@
 -- nil channels, send cases, parking goroutines and closed channels.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local for_procs = S.for_procs
 
 local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
 local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
-
-local function with_procs(n, body)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(body)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
-
-local function for_procs(name, procs, body)
-  for _, p in ipairs(procs) do
-    _G[name .. "_gomaxprocs" .. p] = function() with_procs(p, body) end
-  end
-end
 
 -- n selects over two channels that always have a value: returns the counts.
 local function pick_counts(n)

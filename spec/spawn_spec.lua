@@ -3,49 +3,15 @@
 -- line-atomic print.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local with_procs, for_procs, run_lua, shq = S.with_procs, S.for_procs, S.run_lua, S.shq
 
 -- STRESS_SCALE (set by the sanitizer runs) shrinks the stress counts.
 local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
 local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
 
--- Runs body with GOMAXPROCS = n, restoring the old value afterwards.
-local function with_procs(n, body)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(body)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
-
--- Defines name_gomaxprocsN for each N: the same test under each setting.
-local function for_procs(name, procs, body)
-  for _, p in ipairs(procs) do
-    _G[name .. "_gomaxprocs" .. p] = function() with_procs(p, body) end
-  end
-end
-
 -- The interpreter running this spec (lua5.4, or the sanitizer host).
-local LUA = arg and arg[-1] or "lua5.4"
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Runs a Lua script in a child process: returns exit status, stdout, stderr.
-local function run_lua(src, limit)
-  local script, errf = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local p = io.popen(string.format("timeout %d %s %s 2>%s; echo \"::rc=$?\"",
-    limit or 60, shq(LUA), shq(script), shq(errf)))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
-  out = out:gsub("::rc=%d+%s*$", "")
-  local ef = io.open(errf)
-  local err = ef and ef:read("a") or ""
-  if ef then ef:close() end
-  os.remove(script)
-  os.remove(errf)
-  return rc, out, err
-end
 
 ---------------------------------------------------------------------------
 

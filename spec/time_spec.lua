@@ -2,19 +2,9 @@
 -- Only generous timing bounds: the test machine is small and loaded.
 local lu = require "luaunit"
 local go = require "goro"
-
-local function with_procs(n, body)
-  local old = go.gomaxprocs(n)
-  local ok, err = pcall(body)
-  go.gomaxprocs(old)
-  if not ok then error(err, 0) end
-end
-
-local function for_procs(name, procs, body)
-  for _, p in ipairs(procs) do
-    _G[name .. "_gomaxprocs" .. p] = function() with_procs(p, body) end
-  end
-end
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local for_procs = S.for_procs
 
 local EPS = 0.005 -- clock granularity allowance on lower bounds
 local GENEROUS = 5 -- upper bound for anything that should take milliseconds

@@ -1,0 +1,60 @@
+-- support.lua — helpers the specs share. A spec loads it with
+--   package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+--   local S = require "support"
+local go = require "goro"
+
+local S = {}
+
+-- The interpreter running this spec (the sanitizer host under make
+-- tsan/asan), for child processes.
+S.LUA = arg and arg[-1] or "lua5.4"
+
+-- Sanitizer and valgrind runs are slower: time limits scale by SLOW.
+S.SLOW = (os.getenv("GORO_TSAN") or os.getenv("GORO_VALGRIND")) and 10
+  or (os.getenv("ASAN_OPTIONS") and 4 or 1)
+
+-- Runs body with GOMAXPROCS = n, then puts the old value back (also when
+-- body fails: its error is re-raised).
+function S.with_procs(n, body)
+  local old = go.gomaxprocs(n)
+  local ok, err = pcall(body)
+  go.gomaxprocs(old)
+  if not ok then error(err, 0) end
+end
+
+-- Defines the global test <name>_gomaxprocs<p> for each p in procs.
+function S.for_procs(name, procs, body)
+  for _, p in ipairs(procs) do
+    _G[name .. "_gomaxprocs" .. p] = function() S.with_procs(p, body) end
+  end
+end
+
+-- s quoted for sh.
+function S.shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs the Lua source src in a child interpreter, killed after limit
+-- seconds (default 60, times SLOW); env: "VAR=value ..." set for it.
+-- Returns its exit status, stdout, stderr and the seconds it took.
+function S.run_lua(src, limit, env)
+  local script, errf = os.tmpname(), os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(src)
+  f:close()
+  local t0 = go.now()
+  local p = io.popen(("%s timeout -k 2 %d %s %s 2>%s; echo \"::rc=$?\"")
+    :format(env or "", math.ceil((limit or 60) * S.SLOW), S.shq(S.LUA), S.shq(script),
+      S.shq(errf)))
+  local out = p:read("a")
+  p:close()
+  local took = go.now() - t0
+  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
+  out = out:gsub("::rc=%d+%s*$", "")
+  local ef = io.open(errf)
+  local err = ef and ef:read("a") or ""
+  if ef then ef:close() end
+  os.remove(script)
+  os.remove(errf)
+  return rc, out, err, took
+end
+
+return S
