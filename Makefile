@@ -113,7 +113,7 @@ clean:
 
 # --- the Lua module -----------------------------------------------------------
 
-$(BUILD)/lua/%.o: lua/%.c lua/goro_lua.h core/goro.h
+$(BUILD)/lua/%.o: lua/%.c $(wildcard lua/*.h) core/goro.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
 

@@ -35,335 +35,24 @@
 ** points into the Lua string, which the stack keeps alive for the call only:
 ** C must not keep it nor write into it.
 **
-** Declarations are C prototypes parsed here (parse_decl): scalar types and
+** Declarations are C prototypes parsed by ffi_decl.c: scalar types and
 ** pointers; no structs or unions by value, callbacks, long double. The extra
 ** arguments of a variadic function get their C type from the Lua value:
 ** integer -> long long, float -> double, boolean -> int, string, buffer,
 ** light userdata, nil -> pointer.
 */
-#include <ctype.h>
 #include <dlfcn.h>
-#include <ffi.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 
+#include "ffi_decl.h"
 #include "goro_lua.h"
-
-#if !defined(GORO_FFI_MAXARGS)
-#define GORO_FFI_MAXARGS 32 /* parameters of a declaration, arguments of a call */
-#endif
-#define FFI_MAXPTRS 8        /* levels of '*' in a type */
-#define FFI_MAXNAME 64       /* identifiers, type words */
 
 /* Metatable names; also compared by address to tell our objects apart. */
 static const char MT_LIB[] = "goro.ffi.lib";
 static const char MT_FUNC[] = "goro.ffi.func";
 static const char MT_BUF[] = "goro.ffi.buffer";
-
-/* ------------------------------------------------------------ C types */
-
-/* Kinds of values. Signed/unsigned pairs are adjacent: CT_Ix + 1 == CT_Ux. */
-enum {
-  CT_VOID, CT_BOOL, CT_CHAR, CT_I8, CT_U8, CT_I16, CT_U16, CT_I32, CT_U32,
-  CT_I64, CT_U64, CT_FLOAT, CT_DOUBLE, CT_PTR
-};
-
-/* The kind of an integer type of `size` bytes. */
-#define CT_INTOF(size, issigned) \
-  (((size) == 1 ? CT_I8 : (size) == 2 ? CT_I16 : (size) == 4 ? CT_I32 : CT_I64) + !(issigned))
-#define CT_OF(T) CT_INTOF(sizeof(T), (T)-1 < (T)1)
-
-_Static_assert(sizeof(bool) == 1, "bool is passed as uint8");
-_Static_assert(sizeof(void *) == sizeof(void (*)(void)), "dlsym's pointer is the code");
-
-static const struct {
-  size_t size;          /* bytes in memory (buffer:get/set, sizeof) */
-  ffi_type *ffi;        /* how libffi passes it */
-  lua_Integer min, max; /* accepted Lua integers (64-bit kinds: all) */
-} kinds[] = {
-  [CT_VOID] = {0, &ffi_type_void, 0, 0},
-  [CT_BOOL] = {1, &ffi_type_uint8, 0, 1},
-  [CT_CHAR] = {1, CHAR_MIN < 0 ? &ffi_type_sint8 : &ffi_type_uint8, -128, 255},
-  [CT_I8] = {1, &ffi_type_sint8, INT8_MIN, INT8_MAX},
-  [CT_U8] = {1, &ffi_type_uint8, 0, UINT8_MAX},
-  [CT_I16] = {2, &ffi_type_sint16, INT16_MIN, INT16_MAX},
-  [CT_U16] = {2, &ffi_type_uint16, 0, UINT16_MAX},
-  [CT_I32] = {4, &ffi_type_sint32, INT32_MIN, INT32_MAX},
-  [CT_U32] = {4, &ffi_type_uint32, 0, UINT32_MAX},
-  [CT_I64] = {8, &ffi_type_sint64, LUA_MININTEGER, LUA_MAXINTEGER},
-  [CT_U64] = {8, &ffi_type_uint64, LUA_MININTEGER, LUA_MAXINTEGER},
-  [CT_FLOAT] = {sizeof(float), &ffi_type_float, 0, 0},
-  [CT_DOUBLE] = {sizeof(double), &ffi_type_double, 0, 0},
-  [CT_PTR] = {sizeof(void *), &ffi_type_pointer, 0, 0},
-};
-
-/* Type names that are one word (the others are built from signed, unsigned,
-** char, short, int, long). */
-static const struct {
-  const char *name;  /* as written in a declaration */
-  int kind;          /* CT_*, sized for this platform */
-} named[] = {
-  {"void", CT_VOID}, {"bool", CT_BOOL}, {"_Bool", CT_BOOL}, {"float", CT_FLOAT},
-  {"double", CT_DOUBLE}, {"int8_t", CT_I8}, {"uint8_t", CT_U8}, {"int16_t", CT_I16},
-  {"uint16_t", CT_U16}, {"int32_t", CT_I32}, {"uint32_t", CT_U32}, {"int64_t", CT_I64},
-  {"uint64_t", CT_U64}, {"size_t", CT_OF(size_t)}, {"ssize_t", CT_OF(ssize_t)},
-  {"intptr_t", CT_OF(intptr_t)}, {"uintptr_t", CT_OF(uintptr_t)},
-  {"ptrdiff_t", CT_OF(ptrdiff_t)}, {"off_t", CT_OF(off_t)}, {"pid_t", CT_OF(pid_t)},
-  {"uid_t", CT_OF(uid_t)}, {"gid_t", CT_OF(gid_t)}, {"time_t", CT_OF(time_t)},
-  {"useconds_t", CT_OF(useconds_t)}, {"mode_t", CT_OF(mode_t)},
-  {NULL, 0}};
-
-/* A parsed type. */
-typedef struct ctype {
-  uint8_t kind;      /* CT_*; CT_PTR for every pointer */
-  uint8_t base;      /* what the innermost pointer points to (CT_VOID: void *) */
-  uint8_t ptrs;      /* levels of '*'; 0 for a scalar */
-  bool cbase;        /* the base type is const: `const char *` points to const */
-  char spell[40];    /* the base type as written ("const unsigned char"), for messages */
-} ctype;
-
-/* The type as C writes it: "const char *". */
-static const char *ctype_str(const ctype *t, char *buf, size_t n) {
-  snprintf(buf, n, "%s%s%.*s", t->spell, t->ptrs ? " " : "", (int)t->ptrs, "********");
-  return buf;
-}
-
-/* A pointer parameter that accepts a Lua string: the data is const, or it
-** is char * (many C APIs omit the const; C must not write there). */
-static bool takes_string(const ctype *t) {
-  return t->ptrs == 1 && (t->cbase || t->base == CT_CHAR || t->base == CT_I8 ||
-                          t->base == CT_U8);
-}
-
-/* ------------------------------------------------------------ parser */
-
-/* Tokens: 'i' identifier, 'n' number, 'v' for "...", 0 at the end, or the
-** punctuation character itself. */
-typedef struct parser {
-  const char *p;            /* next character */
-  int tk;                   /* current token */
-  char tok[FFI_MAXNAME];    /* its text */
-  char desc[FFI_MAXNAME + 2]; /* tokdesc's answer */
-  char err[160];            /* why parsing failed */
-} parser;
-
-static bool fail(parser *ps, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(ps->err, sizeof ps->err, fmt, ap);
-  va_end(ap);
-  return false;
-}
-
-static bool lex(parser *ps) {
-  const char *p = ps->p;
-  while (isspace((unsigned char)*p)) p++;
-  const char *s = p;
-  if (!*p) {
-    ps->tk = 0;
-  } else if (isalpha((unsigned char)*p) || *p == '_') {
-    while (isalnum((unsigned char)*p) || *p == '_') p++;
-    ps->tk = 'i';
-  } else if (isdigit((unsigned char)*p)) {
-    while (isalnum((unsigned char)*p)) p++;
-    ps->tk = 'n';
-  } else if (strncmp(p, "...", 3) == 0) {
-    p += 3;
-    ps->tk = 'v';
-  } else {
-    ps->tk = (unsigned char)*p++;
-  }
-  ps->p = p;
-  if ((size_t)(p - s) >= sizeof ps->tok) {
-    snprintf(ps->tok, sizeof ps->tok, "%.20s...", s);
-    return fail(ps, "name too long: '%s'", ps->tok);
-  }
-  memcpy(ps->tok, s, (size_t)(p - s));
-  ps->tok[p - s] = 0;
-  if (!strchr("inv*(),;[]", ps->tk)) return fail(ps, "unexpected character '%s'", ps->tok);
-  return true;
-}
-
-static bool is(const parser *ps, const char *word) {
-  return ps->tk == 'i' && strcmp(ps->tok, word) == 0;
-}
-
-/* Qualifiers that change nothing for a call (const is tracked apart). */
-static bool is_ignored(const parser *ps) {
-  return is(ps, "volatile") || is(ps, "restrict") || is(ps, "__restrict") ||
-         is(ps, "__restrict__");
-}
-
-/* The current token for messages: 'x', or "the end". */
-static const char *tokdesc(parser *ps) {
-  if (!ps->tk) return "the end";
-  snprintf(ps->desc, sizeof ps->desc, "'%s'", ps->tok);
-  return ps->desc;
-}
-
-static bool addspell(ctype *t, const char *w) {
-  size_t n = strlen(t->spell);
-  int r = snprintf(t->spell + n, sizeof t->spell - n, "%s%s", n ? " " : "", w);
-  return r >= 0 && (size_t)r < sizeof t->spell - n;
-}
-
-/* type := { qualifier | signed | unsigned | short | long | int | char |
-**           one-word type } { '*' { qualifier } }
-** An identifier after the first type word ends the type: it is a name. */
-static bool parse_type(parser *ps, ctype *t) {
-  int sgn = 0, shorts = 0, longs = 0, ints = 0, chars = 0, one = -1, words = 0;
-  bool cnst = false;
-  memset(t, 0, sizeof *t);
-  while (ps->tk == 'i') {
-    const char *w = ps->tok;
-    if (is_ignored(ps)) {
-      if (!lex(ps)) return false;
-      continue;
-    }
-    if (is(ps, "const")) cnst = true;
-    else if (is(ps, "signed") || is(ps, "unsigned")) {
-      int s = w[0] == 's' ? 1 : 2;
-      if (sgn && sgn != s) return fail(ps, "both signed and unsigned");
-      sgn = s;
-    } else if (is(ps, "short")) shorts++;
-    else if (is(ps, "long")) longs++;
-    else if (is(ps, "int")) ints++;
-    else if (is(ps, "char")) chars++;
-    else if (is(ps, "struct") || is(ps, "union") || is(ps, "enum"))
-      return fail(ps, "%s types are not supported: pass a pointer (void *) or an int", w);
-    else {
-      int k = -1;
-      for (int i = 0; named[i].name; i++)
-        if (strcmp(named[i].name, w) == 0) k = named[i].kind;
-      if ((words > 0 || one >= 0) && k >= 0) {
-        if (k == CT_DOUBLE && longs) return fail(ps, "long double is not supported");
-        return fail(ps, "bad type '%s %s'", t->spell, w);
-      }
-      if (words > 0 || one >= 0) break; /* the declarator's name */
-      if (k < 0)
-        return fail(ps, "unknown type '%s' (use standard C types: int, unsigned long, "
-                        "size_t, const char *, void *...)", w);
-      one = k;
-    }
-    if (!is(ps, "const")) words++;
-    if (!addspell(t, w)) return fail(ps, "type too long at '%s'", w);
-    if (!lex(ps)) return false;
-  }
-  if (words == 0) return fail(ps, "expected a type, got %s", tokdesc(ps));
-  int kind;
-  if (one >= 0) {
-    if (words > 1) return fail(ps, "bad type '%s'", t->spell);
-    kind = one;
-  } else if (chars) {
-    if (chars > 1 || shorts || longs || ints) return fail(ps, "bad type '%s'", t->spell);
-    kind = sgn == 0 ? CT_CHAR : sgn == 1 ? CT_I8 : CT_U8;
-  } else if (shorts) {
-    if (shorts > 1 || longs || ints > 1) return fail(ps, "bad type '%s'", t->spell);
-    kind = CT_INTOF(sizeof(short), 1) + (sgn == 2);
-  } else if (longs) {
-    if (longs > 2 || ints > 1) return fail(ps, "bad type '%s'", t->spell);
-    kind = longs == 1 ? CT_INTOF(sizeof(long), 1) : CT_INTOF(sizeof(long long), 1);
-    kind += sgn == 2;
-  } else {
-    if (ints > 1) return fail(ps, "bad type '%s'", t->spell);
-    kind = CT_INTOF(sizeof(int), 1) + (sgn == 2);
-  }
-  while (ps->tk == '*') {
-    if (++t->ptrs > FFI_MAXPTRS) return fail(ps, "too many '*'");
-    if (!lex(ps)) return false;
-    while (is(ps, "const") || is_ignored(ps))
-      if (!lex(ps)) return false;
-  }
-  t->kind = t->ptrs ? CT_PTR : (uint8_t)kind;
-  t->base = (uint8_t)kind;
-  t->cbase = cnst;
-  return true;
-}
-
-/* A parsed declaration. */
-typedef struct decl {
-  ctype ret;                        /* result type */
-  ctype args[GORO_FFI_MAXARGS];     /* parameter types */
-  int nargs;                        /* parameters before any '...' */
-  bool variadic;                    /* ends in '...' */
-  bool blocking;                    /* the `blocking` keyword */
-  char name[FFI_MAXNAME];           /* the function */
-} decl;
-
-/* decl := [blocking] [extern] type name '(' params ')' [';']
-** params := [void] | param {',' param} [',' '...']
-** param := type [name] ['[' [number] ']'] */
-static bool parse_decl(parser *ps, decl *d) {
-  memset(d, 0, sizeof *d);
-  if (!lex(ps)) return false;
-  for (;;) {
-    if (is(ps, "blocking")) d->blocking = true;
-    else if (!is(ps, "extern")) break;
-    if (!lex(ps)) return false;
-  }
-  if (!parse_type(ps, &d->ret)) return false;
-  if (ps->tk != 'i') return fail(ps, "expected the function's name, got %s", tokdesc(ps));
-  memcpy(d->name, ps->tok, sizeof d->name);
-  if (!lex(ps)) return false;
-  if (ps->tk != '(') return fail(ps, "expected '(' after the name, got %s", tokdesc(ps));
-  if (!lex(ps)) return false;
-  while (ps->tk != ')') {
-    if (ps->tk == 'v') {
-      if (d->nargs == 0) return fail(ps, "'...' needs a parameter before it");
-      d->variadic = true;
-      if (!lex(ps)) return false;
-      if (ps->tk != ')') return fail(ps, "'...' must be last, got %s", tokdesc(ps));
-      break;
-    }
-    if (d->nargs == GORO_FFI_MAXARGS)
-      return fail(ps, "too many parameters (at most %d)", GORO_FFI_MAXARGS);
-    ctype *t = &d->args[d->nargs];
-    if (!parse_type(ps, t)) return false;
-    bool hasname = ps->tk == 'i';
-    if (hasname && !lex(ps)) return false; /* the parameter's name */
-    if (ps->tk == '[') { /* T name[] is T *name */
-      if (!lex(ps) || (ps->tk == 'n' && !lex(ps))) return false;
-      if (ps->tk != ']') return fail(ps, "expected ']', got %s", tokdesc(ps));
-      if (!lex(ps)) return false;
-      t->ptrs++;
-      t->kind = CT_PTR;
-    }
-    if (t->kind == CT_VOID) {
-      if (d->nargs == 0 && ps->tk == ')' && !hasname) break; /* (void) */
-      return fail(ps, "a parameter cannot be void (did you mean void *?)");
-    }
-    d->nargs++;
-    if (ps->tk == ',') {
-      if (!lex(ps)) return false;
-      if (ps->tk == ')') return fail(ps, "expected a parameter after ','");
-    } else if (ps->tk != ')') {
-      return fail(ps, "expected ',' or ')', got %s", tokdesc(ps));
-    }
-  }
-  if (!lex(ps)) return false;
-  if (ps->tk == ';' && !lex(ps)) return false;
-  if (ps->tk != 0) return fail(ps, "unexpected %s after the parameter list", tokdesc(ps));
-  return true;
-}
-
-/* Parses a lone type (buffer:get/set, sizeof); raises on error. */
-static void check_ctype(lua_State *L, int idx, ctype *t) {
-  const char *s = lua_tostring(L, idx);
-  if (!s || lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "goro: ffi: a C type name expected (\"int\", \"unsigned long\", "
-                  "\"void *\"...), got %s", luaL_typename(L, idx));
-  parser ps = {.p = s};
-  if (lex(&ps) && parse_type(&ps, t)) {
-    if (ps.tk != 0) fail(&ps, "unexpected %s after the type", tokdesc(&ps));
-    else if (t->kind == CT_VOID) fail(&ps, "void has no size");
-    else return;
-  }
-  luaL_error(L, "goro: ffi: cannot parse type '%s': %s", s, ps.err);
-}
 
 /* ------------------------------------------------------------ objects */
 
@@ -485,10 +174,10 @@ static int lib_func(lua_State *L) {
     return luaL_error(L, "goro: ffi: options must be a table ({blocking = true}), got %s",
                       luaL_typename(L, 3));
   }
-  parser ps = {.p = src};
   decl d;
-  if (!parse_decl(&ps, &d))
-    return luaL_error(L, "goro: ffi: cannot parse '%s': %s", src, ps.err);
+  char err[160];
+  if (!ctype_parse_decl(src, &d, err, sizeof err))
+    return luaL_error(L, "goro: ffi: cannot parse '%s': %s", src, err);
   dlerror();
   void *sym = dlsym(lib->handle ? lib->handle : RTLD_DEFAULT, d.name);
   const char *e = dlerror();
@@ -505,15 +194,15 @@ static int lib_func(lua_State *L) {
   f->blocking = blocking || d.blocking;
   for (int i = 0; i < d.nargs; i++) {
     f->args[i] = d.args[i];
-    f->atypes[i] = kinds[d.args[i].kind].ffi;
+    f->atypes[i] = ctype_kinds[d.args[i].kind].ffi;
   }
   memcpy(f->name, d.name, nlen + 1);
   f->decl = f->name + nlen + 1;
   memcpy(f->decl, src, len + 1);
   ffi_status st = d.variadic
     ? ffi_prep_cif_var(&f->cif, FFI_DEFAULT_ABI, (unsigned)d.nargs, (unsigned)d.nargs,
-                       kinds[d.ret.kind].ffi, f->atypes)
-    : ffi_prep_cif(&f->cif, FFI_DEFAULT_ABI, (unsigned)d.nargs, kinds[d.ret.kind].ffi,
+                       ctype_kinds[d.ret.kind].ffi, f->atypes)
+    : ffi_prep_cif(&f->cif, FFI_DEFAULT_ABI, (unsigned)d.nargs, ctype_kinds[d.ret.kind].ffi,
                    f->atypes);
   if (st != FFI_OK) {
     free(f);
@@ -600,7 +289,7 @@ static void tocval(lua_State *L, int idx, const ctype *t, cval *v, const char *w
   int k = t->kind;
   switch (k) {
   case CT_PTR:
-    v->p = topointer(L, idx, t, who, argno, argno > 0 && takes_string(t));
+    v->p = topointer(L, idx, t, who, argno, argno > 0 && ctype_takes_string(t));
     return;
   case CT_BOOL:
     if (!lua_isboolean(L, idx)) bad_value(L, idx, t, who, argno, "a boolean", "");
@@ -626,7 +315,7 @@ static void tocval(lua_State *L, int idx, const ctype *t, cval *v, const char *w
   if (!isint)
     bad_value(L, idx, t, who, argno, k == CT_CHAR ? "an integer or a one-byte string"
               : "an integer", "");
-  if (n < kinds[k].min || n > kinds[k].max) bad_value(L, idx, t, who, argno, NULL, "");
+  if (n < ctype_kinds[k].min || n > ctype_kinds[k].max) bad_value(L, idx, t, who, argno, NULL, "");
   switch (k) {
   case CT_CHAR: v->c = (char)n; break;
   case CT_I8: v->i8 = (int8_t)n; break;
@@ -721,7 +410,7 @@ static int func_call(lua_State *L) {
       }
     }
     if (ffi_prep_cif_var(&vcif, FFI_DEFAULT_ABI, (unsigned)f->nargs, (unsigned)n,
-                         kinds[f->ret.kind].ffi, vtypes) != FFI_OK)
+                         ctype_kinds[f->ret.kind].ffi, vtypes) != FFI_OK)
       return luaL_error(L, "goro: ffi %s: libffi cannot prepare this call", f->name);
     cif = &vcif;
   }
@@ -833,10 +522,10 @@ static int buf_ptr(lua_State *L) {
 static int buf_get(lua_State *L) {
   ffbuf *b = checkbuf(L, 1);
   ctype t;
-  check_ctype(L, 2, &t);
-  size_t off = checkoff(L, b, 3, kinds[t.kind].size, "get");
+  ctype_check(L, 2, &t);
+  size_t off = checkoff(L, b, 3, ctype_kinds[t.kind].size, "get");
   cval v;
-  memcpy(&v, b->data + off, kinds[t.kind].size); /* unaligned offsets are fine */
+  memcpy(&v, b->data + off, ctype_kinds[t.kind].size); /* unaligned offsets are fine */
   return pushcval(L, &t, &v, false);
 }
 
@@ -844,11 +533,11 @@ static int buf_get(lua_State *L) {
 static int buf_set(lua_State *L) {
   ffbuf *b = checkbuf(L, 1);
   ctype t;
-  check_ctype(L, 2, &t);
-  size_t off = checkoff(L, b, 4, kinds[t.kind].size, "set");
+  ctype_check(L, 2, &t);
+  size_t off = checkoff(L, b, 4, ctype_kinds[t.kind].size, "set");
   cval v;
   tocval(L, 3, &t, &v, "buffer:set", 0);
-  memcpy(b->data + off, &v, kinds[t.kind].size);
+  memcpy(b->data + off, &v, ctype_kinds[t.kind].size);
   return 0;
 }
 
@@ -863,8 +552,8 @@ static int buf_tostr(lua_State *L) {
 /* go.ffi.sizeof(ctype) */
 static int l_sizeof(lua_State *L) {
   ctype t;
-  check_ctype(L, 1, &t);
-  lua_pushinteger(L, (lua_Integer)kinds[t.kind].size);
+  ctype_check(L, 1, &t);
+  lua_pushinteger(L, (lua_Integer)ctype_kinds[t.kind].size);
   return 1;
 }
 
