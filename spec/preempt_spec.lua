@@ -230,6 +230,31 @@ function test_a_long_C_call_does_not_keep_its_P()
   end)
 end
 
+-- A blocking call goro does not wrap (the iterator of file:lines(), as a
+-- socket read of another C module would be): the preemption signal
+-- interrupts the read (SA_RESTART resumes it), sysmon retakes the P, and a
+-- second goroutine runs while the read waits.
+function test_a_blocking_call_goro_does_not_wrap_does_not_keep_its_P()
+  with_procs(1, function()
+    local stop, res = go.chan(), go.chan(1)
+    local ticks = ticker(stop)
+    go(function()
+      local p = io.popen("sleep 0.3; echo x")
+      local t0 = go.now()
+      local got = p:lines()()
+      local t1 = go.now()
+      p:close()
+      stop:close()
+      res:send({t0, t1, got})
+    end)
+    local r = res:recv()
+    lu.assertEquals(r[3], "x")
+    local cov = coverage(ticks:recv(), r[1], r[2])
+    lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s read")
+      :format(cov * 100, r[2] - r[1]))
+  end)
+end
+
 -- The same inside a region where Lua cannot yield (a sort comparator): after
 -- the retake the goroutine goes on without a P until it can yield; what it
 -- does there (spawn, wake a goroutine, a blocking call) still works.
