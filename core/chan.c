@@ -283,6 +283,11 @@ int goro_select_finish(int *index, bool *recvok) {
   return rc;
 }
 
+int goro_op_outcome(goro_g *g, int *index) {
+  if (index) *index = g->op.fired;
+  return g->op.fired == -2 ? GORO_EAGAIN : g->op.status;
+}
+
 /* Called by goro_stop for a G parked forever: unlink its sudogs. */
 void select_cancel_all(goro_g *g) {
   if (g->op.pending) {

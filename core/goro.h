@@ -77,6 +77,13 @@ typedef goro_step (*goro_step_fn)(goro_g *g, void *ud);
 ** forever, or never run), so the binding can free its user data. */
 typedef void (*goro_reap_fn)(goro_g *g, void *ud);
 
+/* In the reap callback: how g's last blocking operation ended, as
+** goro_select_finish would have told g. GORO_OK or GORO_ECLOSED: case
+** *index completed it (a send case with GORO_OK: the receiver took the
+** element); GORO_ETIMEDOUT: its deadline (*index -1); GORO_EAGAIN: nothing
+** completed it (*index -2): every element it was sending is still its own. */
+int goro_op_outcome(goro_g *g, int *index);
+
 /* Starts the runtime with nprocs Ps (<= 0: env GOMAXPROCS, else online CPUs).
 ** Idempotent while running. Returns GORO_OK or an error code. */
 int goro_start(int nprocs, goro_reap_fn reap);

@@ -661,8 +661,13 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
     if (outside && atomic_load_explicit(&sched.interrupted, memory_order_acquire))
       why = GORO_EINTR;
     else if (outside && (deadline == GORO_FOREVER || all_gone) &&
-             atomic_load_explicit(&sched.nactive, memory_order_acquire) == 0)
+             atomic_load_explicit(&sched.nactive, memory_order_acquire) == 0) {
+      /* the last G may have finished between our read of ngs and this one
+      ** (gdestroy lowers ngs, then nactive): the acquire read of nactive
+      ** == 0 sees its ngs decrement, so read ngs again */
+      if (all_gone && atomic_load_explicit(&sched.ngs, memory_order_acquire) == 0) break;
       why = GORO_EDEADLOCK;
+    }
     else if (deadline > 0 && goro_now() >= deadline) why = GORO_ETIMEDOUT;
     if (why) {
       if (all_gone) { rc = why; break; }
