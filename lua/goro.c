@@ -206,7 +206,7 @@ int goro_print(lua_State *L) {
 
 /* ------------------------------------------------------ blocking ops */
 
-enum { K_SEND, K_RECV, K_SELECT, K_WAIT, K_SLEEP };
+enum { K_SEND = 1, K_RECV, K_SELECT, K_WAIT, K_SLEEP }; /* 0: none (gstate.opkind) */
 
 static int deadlock_error(lua_State *L) {
   return luaL_error(L, "goro: all goroutines are asleep - deadlock! "
@@ -285,6 +285,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   bool ok;
   int rc = goro_select_finish(&idx, &ok);
   int kind = (int)(ctx & 0xff);
+  s->opkind = 0;
   xval *vals = kind == K_SELECT ? s->selvals : kind == K_SEND ? &s->sendv : &s->recvv;
   int n = kind == K_SELECT ? s->ncases : 1;
   if (kind == K_WAIT) {
@@ -294,6 +295,20 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (kind == K_SLEEP) return 0;
   return op_results(L, kind, rc, idx, ok, vals, n, s->cases);
+}
+
+/* The runtime stopped while s's goroutine was parked in an operation (or
+** woken from it, not yet resumed): the element a receiver took is no
+** longer ours; the other elements stay, for gstate_free to drop. */
+void blockop_reap(gstate *s, goro_g *g) {
+  int idx;
+  int rc = goro_op_outcome(g, &idx);
+  if (rc == GORO_OK && idx >= 0) {
+    if (s->opkind == K_SEND) s->sendv.tag = XV_NIL;
+    else if (s->opkind == K_SELECT && idx < s->ncases && s->cases[idx].dir == GORO_SEND)
+      s->selvals[idx].tag = XV_NIL;
+  }
+  s->opkind = 0;
 }
 
 /* Runs a select-shaped operation. cases/vals: for a parking G they must be
@@ -307,6 +322,7 @@ static int blockop(lua_State *L, gstate *s, int kind, goro_case *cases, int n,
     rc = goro_select(cases, n, deadline, &idx, &ok);
     if (rc == GORO_EPARK) {
       s->parking = 1;
+      s->opkind = kind;
       return lua_yieldk(L, 0, (lua_KContext)kind, op_k);
     }
   } else {

@@ -143,6 +143,8 @@ typedef struct gstate {
   xval *selvals;      /* ... and their elements */
   int ncases, ncasescap;
   goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
+  int opkind;         /* the parked operation (K_* in goro.c, 0 none) until
+                      ** its continuation collects the outcome */
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
@@ -166,6 +168,7 @@ void gstate_cache_free(void *p);
 void gstate_init_preemption(void);
 void gstate_fini_preemption(void);
 void gstate_reap(goro_g *g, void *ud);
+void blockop_reap(gstate *s, goro_g *g); /* goro.c: gstate_reap's part */
 /* The environment table user code of this goroutine runs in (globals). */
 void gstate_push_env(lua_State *L);
 

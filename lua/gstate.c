@@ -516,8 +516,14 @@ static gstate *gstate_new(void) {
   return s;
 }
 
+/* Frees a pooled state, or the state of a goroutine the runtime stopped
+** with (after blockop_reap): with the elements it still owns. */
 static void gstate_free(gstate *s) {
   if (!s) return;
+  xfer_drop_val(&s->sendv);
+  xfer_drop_val(&s->recvv);
+  for (int i = 0; i < s->ncases; i++) xfer_drop_val(&s->selvals[i]);
+  if (s->waitchan) goro_chan_unref(s->waitchan);
   lua_close(s->L);
   free(s->cases);
   free(s->selvals);
@@ -704,8 +710,12 @@ static goro_step gstep(goro_g *g, void *ud) {
 
 void gstate_reap(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
-  if (!s || s->g != g) xbuf_free(ud, true); /* never started */
-  else s->g = NULL;
+  if (!s || s->g != g) {
+    xbuf_free(ud, true); /* never started */
+  } else {
+    blockop_reap(s, g);
+    s->g = NULL;
+  }
 }
 
 /* The main state's package.path/cpath, as goroutine states inherit them:

@@ -19,6 +19,10 @@ local function run(name, args, stdin)
   local f = assert(io.popen(cmd .. " 2>&1"))
   local out = f:read("a")
   local _, _, code = f:close()
+  -- under make asan/tsan the child runs sanitized: its reports fail the test
+  for _, bad in ipairs{"AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"} do
+    if out:find(bad, 1, true) then error(name .. ": the child reported:\n" .. out:sub(1, 3000), 2) end
+  end
   local lines = {}
   for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
   return lines, out, code

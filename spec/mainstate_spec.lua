@@ -431,6 +431,32 @@ function test_script_calling_os_exit_with_goroutines_running_exits()
   lu.assertEquals(out, "bye\n")
 end
 
+-- At exit a goroutine can be left woken but never resumed: main took the
+-- value it was sending, the only P was busy. The value is the receiver's
+-- now: freed once (a double free aborts the child), and the rest of what
+-- parked goroutines hold is freed without a leak (make valgrind/asan).
+function test_exit_after_taking_a_value_from_a_sender_that_never_resumes()
+  local rc, out, err = run_lua([[
+    local go = require "goro"
+    go.gomaxprocs(1)
+    local c, started = go.chan(), go.chan()
+    go(function() c:send({a = 1, b = "x"}) end)
+    go(function() local s = go.chan() s:send(go.chan()) end) -- parked for good
+    while go.stats().waiting < 2 do go.sleep(0.001) end -- both parked
+    go(function() started:send(true) local x = 0 while true do x = x + 1 end end)
+    started:recv() -- the busy goroutine holds the only P
+    local v = c:recv() -- the sender is woken, but cannot run before exit
+    io.write(v.b, "\n")
+    io.stdout:flush()
+    os.exit(0, true)
+  ]])
+  lu.assertEquals(rc, 0, err)
+  lu.assertEquals(out, "x\n")
+  for _, bad in ipairs{"double free", "AddressSanitizer", "LeakSanitizer", "free():"} do
+    lu.assertNil(err:find(bad, 1, true), err)
+  end
+end
+
 function test_script_whose_main_deadlocks_fails_with_the_message()
   local rc, _, err = run_lua([[
     local go = require "goro"
