@@ -6,10 +6,10 @@
 -- process run in a child process with a time limit.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local SLOW, clean = S.SLOW, S.clean
 io.stdout:setvbuf("line")
-
-local SLOW = (os.getenv("GORO_TSAN") or os.getenv("GORO_VALGRIND")) and 10
-  or (os.getenv("ASAN_OPTIONS") and 4 or 1)
 
 local function recv(ch, seconds)
   local t = go.timer((seconds or 20) * SLOW)
@@ -19,34 +19,8 @@ local function recv(ch, seconds)
   return v, ok
 end
 
-local LUA = arg and arg[-1] or "lua5.4"
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function run_lua(src, limit, env)
-  local script, errf = os.tmpname(), os.tmpname()
-  local f = assert(io.open(script, "w"))
-  f:write(src)
-  f:close()
-  local t0 = go.now()
-  local p = io.popen(("%s timeout -k 2 %d %s %s 2>%s; echo \"::rc=$?\"")
-    :format(env or "", math.ceil((limit or 10) * SLOW), shq(LUA), shq(script), shq(errf)))
-  local out = p:read("a")
-  p:close()
-  local rc = tonumber(out:match("::rc=(%d+)%s*$"))
-  out = out:gsub("::rc=%d+%s*$", "")
-  local ef = io.open(errf)
-  local err = ef and ef:read("a") or ""
-  if ef then ef:close() end
-  os.remove(script)
-  os.remove(errf)
-  return rc, out, err, go.now() - t0
-end
-
-local function clean(err)
-  for _, bad in ipairs{"AddressSanitizer", "ThreadSanitizer", "LeakSanitizer",
-                       "runtime error:", "Segmentation", "unprotected error", "core dumped"} do
-    if err:find(bad, 1, true) then lu.fail("child process reported: " .. err:sub(1, 2000)) end
-  end
-end
+-- Children get 10 s (times SLOW) unless a test says otherwise.
+local function run_lua(src, limit, env) return S.run_lua(src, limit or 10, env) end
 
 local PRELUDE = 'local go = require "goro"\n'
 

@@ -29,6 +29,16 @@ function S.for_procs(name, procs, body)
   end
 end
 
+-- Fails the test if a child's stderr holds a sanitizer report or a crash.
+function S.clean(err)
+  for _, bad in ipairs{"AddressSanitizer", "ThreadSanitizer", "LeakSanitizer",
+                       "runtime error:", "Segmentation", "unprotected error", "core dumped"} do
+    if err:find(bad, 1, true) then
+      require("luaunit").fail("child process reported: " .. err:sub(1, 2000))
+    end
+  end
+end
+
 -- s quoted for sh.
 function S.shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
