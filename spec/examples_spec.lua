@@ -300,4 +300,24 @@ function test_classify_logs_reads_stdin()
   })
 end
 
+-- ------------------------------------------------------------- go.ffi
+
+function test_ffi_zlib_compresses_every_chunk_and_checks_it()
+  local lines, out, code = run("ffi_zlib", "4 65536")
+  lu.assertEquals(code, 0, out)
+  lu.assertStrMatches(lines[1], "zlib [%d.]+: 4 chunks of 64 KiB, compress2 level 6 %+ uncompress check")
+  lu.assertStrMatches(lines[2], "1 goroutine: +[%d.]+ s +[%d.]+ MiB/s")
+  lu.assertStrMatches(lines[3], "4 goroutines: +[%d.]+ s +[%d.]+ MiB/s +speedup [%d.]+x %(GOMAXPROCS %d+%)")
+  lu.assertStrMatches(lines[4], "0%.2 MiB %-> 0%.0 MiB %([%d.]+%%%), every chunk verified by uncompress")
+end
+
+function test_ffi_sleep_overlaps_the_blocking_calls()
+  local lines, out, code = run("ffi_sleep")
+  lu.assertEquals(code, 0, out)
+  lu.assertStrMatches(lines[1], "8 goroutines x usleep%(0%.2 s%) on GOMAXPROCS=1: [%d.]+ s %(one after another: 1%.6 s%)")
+  -- 8 handoffs, more if a slow run (valgrind) had a syscall retaken too
+  local handoffs = tonumber(lines[2]:match("^P handoffs: (%d+); the computation on the same P gave 5999997$"))
+  lu.assertTrue(handoffs and handoffs >= 8, lines[2])
+end
+
 os.exit(lu.LuaUnit.run())
