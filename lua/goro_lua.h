@@ -124,11 +124,21 @@ void xfer_init_state(lua_State *L);
 void xfer_selfcheck(lua_State *L);
 /* Frees the message cache (at runtime shutdown). */
 void xfer_fini(void);
+/* Drops the fnproto references a goroutine state holds (gstate_free). */
+struct gstate;
+void xfer_free_protos(struct gstate *s);
 
 /* ---------------------------------------------------------- states */
 
 /* The goroutine's per-state context, stored in the lua_State's extra space
 ** and in the G's cache slot while the state is pooled. */
+/* A prototype a goroutine state received (its key, see xfer.c protokey)
+** and the fnproto it came with: sent on, it stays that fnproto. */
+typedef struct xproto {
+  const void *key;
+  struct fnproto *fp; /* one reference held */
+} xproto;
+
 typedef struct gstate {
   lua_State *L;       /* the state's main thread */
   lua_State *co;      /* the coroutine that runs the goroutine */
@@ -143,6 +153,9 @@ typedef struct gstate {
   xval *selvals;      /* ... and their elements */
   int ncases, ncasescap;
   goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
+  struct xproto *protos; /* the fnprotos its goroutines' entry functions
+                      ** came with, held (xfer.c: dec_function) */
+  int nprotos, capprotos;
   int opkind;         /* the parked operation (K_* in goro.c, 0 none) until
                       ** its continuation collects the outcome */
   xbuf *bootmsg;      /* the spawn message until boot decoded it */

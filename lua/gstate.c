@@ -525,6 +525,7 @@ static void gstate_free(gstate *s) {
   for (int i = 0; i < s->ncases; i++) xfer_drop_val(&s->selvals[i]);
   if (s->waitchan) goro_chan_unref(s->waitchan);
   lua_close(s->L);
+  xfer_free_protos(s);
   free(s->cases);
   free(s->selvals);
   free(s);

@@ -764,6 +764,33 @@ static void fncache_put(lua_State *L, int idx, fnproto *fp) {
   lua_pop(L, 1);
 }
 
+/* A goroutine state loaded the Lua function at idx (kept in RK_PROTOS)
+** from fp: remember it, so that sent on from here the function stays fp
+** and the caches do not grow with every hop. A C array in the gstate,
+** not a Lua object: a pooled state that never sends pays 16 bytes. */
+static void remember_proto(lua_State *L, int idx, fnproto *fp) {
+  gstate *s = gstate_of(L);
+  if (!s) return;
+  if (s->nprotos == s->capprotos) {
+    int cap = s->capprotos ? 2 * s->capprotos : 1;
+    xproto *np = realloc(s->protos, sizeof *np * (size_t)cap);
+    if (!np) return; /* only an optimization */
+    s->protos = np;
+    s->capprotos = cap;
+  }
+  atomic_fetch_add_explicit(&fp->refs, 1, memory_order_relaxed); /* owner holds one */
+  s->protos[s->nprotos].key = protokey(L, idx);
+  s->protos[s->nprotos].fp = fp;
+  s->nprotos++;
+}
+
+void xfer_free_protos(gstate *s) {
+  for (int i = 0; i < s->nprotos; i++) fnproto_unref(s->protos[i].fp);
+  free(s->protos);
+  s->protos = NULL;
+  s->nprotos = s->capprotos = 0;
+}
+
 /* The fnproto for the Lua function at idx (cached per prototype: the
 ** sender's own functions get one when first sent, functions a state
 ** received keep the one they came with, so a function relayed from state
@@ -779,6 +806,13 @@ static fnproto *get_fnproto(lua_State *L, int idx) {
     return fp;
   }
   lua_pop(L, 2);
+  gstate *s = gstate_of(L);
+  for (int i = 0; s && i < s->nprotos; i++) {
+    if (s->protos[i].key == key) { /* received: it stays that fnproto */
+      fncache_put(L, idx, s->protos[i].fp);
+      return s->protos[i].fp;
+    }
+  }
   dumpbuf d = {NULL, 0, 0};
   lua_pushvalue(L, idx);
   int bad = lua_dump(L, dump_writer, &d, 0);
@@ -1136,7 +1170,7 @@ static void dec_function(dec *d) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, -3, (lua_Integer)fp->id);
       lua_remove(L, -2);
-      fncache_put(L, -1, fp); /* sent on from here, it stays fp */
+      remember_proto(L, -1, fp);
       loaded = true;
     }
   }

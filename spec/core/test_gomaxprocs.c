@@ -40,12 +40,20 @@ static goro_step cpu_step(goro_g *g, void *ud) {
   return GORO_STEP_DONE;
 }
 
+/* The most CPU-bound Gs that ran at once, less one per retake: a 1 ms
+** step whose thread a loaded machine deschedules for over ~12 ms looks
+** stuck to sysmon, which may retake its P and let it finish beside the
+** others (sched.c, retake_running). -1 if the batch did not finish. */
 static int run_cpu_batch(void) {
+  goro_stats st0, st;
+  goro_get_stats(&st0);
   atomic_store(&running, 0);
   atomic_store(&max_running, 0);
   for (int i = 0; i < NCPUG; i++) spawn(cpu_step, NULL);
   int rc = goro_wait_all(after_ms(20000));
-  return rc == GORO_OK ? atomic_load(&max_running) : -1;
+  goro_get_stats(&st);
+  int m = atomic_load(&max_running) - (int)(st.retakes - st0.retakes);
+  return rc == GORO_OK ? (m < 1 ? 1 : m) : -1;
 }
 
 static atomic_int yields_done;
@@ -82,10 +90,10 @@ static void set_get_tests(void) {
 
   ok(goro_gomaxprocs(1) == GORO_MAXPROCS, "set to 1");
   int m = run_cpu_batch();
-  ok(m == 1, "GOMAXPROCS=1 after a change: %d CPU-bound Gs never overlap (max %d at once)", NCPUG, m);
+  ok(m == 1, "GOMAXPROCS=1 after a change: %d CPU-bound Gs never overlap (max %d at once, less retakes)", NCPUG, m);
   goro_gomaxprocs(2);
   m = run_cpu_batch();
-  ok(m >= 1 && m <= 2, "GOMAXPROCS=2 after a change: at most 2 at once (max %d)", m);
+  ok(m >= 1 && m <= 2, "GOMAXPROCS=2 after a change: at most 2 at once (max %d, less retakes)", m);
 
   /* shrink while Gs sit in the run queues of Ps that go away */
   goro_gomaxprocs(8);
@@ -140,7 +148,7 @@ static void env_tests(void) {
   goro_start(0, NULL);
   ok(goro_gomaxprocs(0) == 5, "env GOMAXPROCS is read at each goro_start (5: %d)", goro_gomaxprocs(0));
   int m = run_cpu_batch();
-  ok(m >= 1 && m <= 5, "Gs run with it (max %d at once)", m);
+  ok(m >= 1 && m <= 5, "Gs run with it (max %d at once, less retakes)", m);
   goro_stop(MS(5000));
   setenv("GOMAXPROCS", "garbage", 1);
   goro_start(0, NULL);
