@@ -173,6 +173,13 @@ void globrunqput(goro_g *g) {
   atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
 }
 
+/* g is runnable: to the back of the global queue (takes sched.lock). */
+void globrunq_add(goro_g *g) {
+  lock_acquire(&sched.lock);
+  globrunqput(g);
+  lock_release(&sched.lock);
+}
+
 void globrunqputbatch(goro_g *h, goro_g *t, int n) {
   t->schedlink = NULL;
   if (sched.runqtail) sched.runqtail->schedlink = h;

@@ -517,13 +517,8 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   active_add(1);
   STAT_ADD(c_spawned, 1);
   if (out) *out = g;
-  if (p) {
-    runqput(p, g, true);
-  } else {
-    lock_acquire(&sched.lock);
-    globrunqput(g);
-    lock_release(&sched.lock);
-  }
+  if (p) runqput(p, g, true);
+  else globrunq_add(g);
   p_leave(m, entered);
   wakep();
   return GORO_OK;
@@ -552,9 +547,7 @@ void goro_ready(goro_g *g) {
     if (quiet) return;
   } else {
     p_leave(m, entered);
-    lock_acquire(&sched.lock);
-    globrunqput(g);
-    lock_release(&sched.lock);
+    globrunq_add(g);
   }
   wakep();
 }
@@ -891,9 +884,7 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
     break;
   case GORO_STEP_YIELDED:
     atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
-    lock_acquire(&sched.lock);
-    globrunqput(g);
-    lock_release(&sched.lock);
+    globrunq_add(g);
     if (!p) wakep(); /* this M has no P to come back for it */
     break;
   case GORO_STEP_PARKED: {
@@ -910,9 +901,7 @@ static goro_step execute(M *m, goro_g *g, bool inherit) {
       if (p) {
         runqput(p, g, true);
       } else {
-        lock_acquire(&sched.lock);
-        globrunqput(g);
-        lock_release(&sched.lock);
+        globrunq_add(g);
         wakep();
       }
     }
@@ -931,9 +920,7 @@ static void schedule(M *m) {
     if (m->p->id >= atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed)) {
       /* GOMAXPROCS shrank while we looked (a steal with the old count):
       ** the G goes back, the P retires at the top of findrunnable */
-      lock_acquire(&sched.lock);
-      globrunqput(g);
-      lock_release(&sched.lock);
+      globrunq_add(g);
       continue;
     }
     goro_step r = execute(m, g, inherit);

@@ -232,6 +232,7 @@ goro_g *runqsteal(P *p, P *victim, bool stealnext);
 bool runqempty(P *p);
 int runqlen(P *p);
 void globrunqput(goro_g *g);          /* sched.lock held */
+void globrunq_add(goro_g *g);         /* takes sched.lock */
 void globrunqputbatch(goro_g *h, goro_g *t, int n); /* sched.lock held */
 goro_g *globrunqget(P *p, int max);   /* sched.lock held */
 

@@ -84,9 +84,7 @@ static void rescue_runnext(P *p) {
                                                      memory_order_acquire,
                                                      memory_order_relaxed))
     return;
-  lock_acquire(&sched.lock);
-  globrunqput(g);
-  lock_release(&sched.lock);
+  globrunq_add(g);
   wakep();
 }
 

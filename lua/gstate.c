@@ -296,8 +296,9 @@ static const struct lazylib {
   lua_CFunction open;
 } lazylibs[];
 
-static int open_package(lua_State *L) {
-  luaopen_package(L);
+/* Sets path and cpath of the package table on top of L's stack to the main
+** state's (those it has). */
+static void set_main_paths(lua_State *L) {
   pthread_mutex_lock(&pathlock);
   if (main_path) lua_pushstring(L, main_path);
   else lua_pushnil(L);
@@ -308,6 +309,11 @@ static int open_package(lua_State *L) {
   else lua_pop(L, 1);
   if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
   else lua_pop(L, 1);
+}
+
+static int open_package(lua_State *L) {
+  luaopen_package(L);
+  set_main_paths(L);
   lua_getfield(L, -1, "preload");
   for (int i = 0; lazylibs[i].name; i++) { /* require "table" opens it lazily too */
     lua_pushcfunction(L, lazylibs[i].open);
@@ -600,16 +606,7 @@ static void apply_paths(gstate *s) {
   lua_State *L = s->L;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
-    pthread_mutex_lock(&pathlock);
-    if (main_path) lua_pushstring(L, main_path);
-    else lua_pushnil(L);
-    if (main_cpath) lua_pushstring(L, main_cpath);
-    else lua_pushnil(L);
-    pthread_mutex_unlock(&pathlock);
-    if (!lua_isnil(L, -1)) lua_setfield(L, -3, "cpath");
-    else lua_pop(L, 1);
-    if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
-    else lua_pop(L, 1);
+    set_main_paths(L);
   }
   lua_pop(L, 2);
 }
