@@ -5,20 +5,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local for_procs = S.for_procs
-
-local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
-local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
-
--- Polls cond (a try-operation) until it holds, for at most `limit` seconds.
-local function eventually(cond, limit)
-  local deadline = go.now() + (limit or 10)
-  while go.now() < deadline do
-    if cond() then return true end
-    go.sleep(0.001)
-  end
-  return false
-end
+local for_procs, scaled, eventually = S.for_procs, S.scaled, S.eventually
 
 ---------------------------------------------------------------------------
 

@@ -2,18 +2,12 @@
 -- values — shared by copy across goroutines.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local eventually = S.eventually
 local context = require "goro.context"
 
 local bg = context.background()
-
-local function eventually(pred, secs)
-  local deadline = go.now() + (secs or 2)
-  while not pred() do
-    if go.now() > deadline then return false end
-    go.sleep(0.001)
-  end
-  return true
-end
 
 function test_go_context_is_the_module()
   lu.assertIs(go.context, context)

@@ -2,16 +2,10 @@
 -- first error wins, the first error cancels the group's context, limits.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local eventually = S.eventually
 local context = go.context
-
-local function eventually(pred, secs)
-  local deadline = go.now() + (secs or 2)
-  while not pred() do
-    if go.now() > deadline then return false end
-    go.sleep(0.001)
-  end
-  return true
-end
 
 function test_wait_returns_nil_after_every_task_ran()
   local g = go.errgroup()

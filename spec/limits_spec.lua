@@ -8,16 +8,8 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local SLOW, clean = S.SLOW, S.clean
+local SLOW, clean, recv = S.SLOW, S.clean, S.recv
 io.stdout:setvbuf("line")
-
-local function recv(ch, seconds)
-  local t = go.timer((seconds or 20) * SLOW)
-  local i, v, ok = go.select{{ch, "recv"}, {t.c, "recv"}}
-  t:stop()
-  if i ~= 1 then lu.fail("timed out waiting for a value") end
-  return v, ok
-end
 
 -- Children get 10 s (times SLOW) unless a test says otherwise.
 local function run_lua(src, limit, env) return S.run_lua(src, limit or 10, env) end

@@ -8,7 +8,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local SLOW, clean = S.SLOW, S.clean
+local SLOW, clean, recv = S.SLOW, S.clean, S.recv
 io.stdout:setvbuf("line") -- a hang shows which test it is in
 
 local TSAN = os.getenv("GORO_TSAN") ~= nil
@@ -32,16 +32,6 @@ local function fails(fn, ...)
   local ok, err = pcall(fn, ...)
   if ok then lu.fail("expected an error, the call succeeded") end
   return tostring(err)
-end
-
--- Receives from ch with a watchdog (the timer is stopped afterwards: a
--- pending timer would hide a deadlock from the detector).
-local function recv(ch, seconds)
-  local t = go.timer((seconds or 10) * SLOW)
-  local i, v, ok = go.select{{ch, "recv"}, {t.c, "recv"}}
-  t:stop()
-  if i ~= 1 then lu.fail("timed out waiting for a value") end
-  return v, ok
 end
 
 -- The runtime still works: a value goes to a goroutine and back, through a

@@ -4,10 +4,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local for_procs = S.for_procs
-
-local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
-local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
+local for_procs, scaled = S.for_procs, S.scaled
 
 -- n selects over two channels that always have a value: returns the counts.
 local function pick_counts(n)

@@ -5,11 +5,9 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local with_procs, for_procs, run_lua, shq = S.with_procs, S.for_procs, S.run_lua, S.shq
+local with_procs, for_procs, run_lua, shq, scaled = S.with_procs, S.for_procs, S.run_lua, S.shq, S.scaled
 
 -- STRESS_SCALE (set by the sanitizer runs) shrinks the stress counts.
-local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
-local function scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
 
 -- The interpreter running this spec (lua5.4, or the sanitizer host).
 

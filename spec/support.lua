@@ -13,6 +13,33 @@ S.LUA = arg and arg[-1] or "lua5.4"
 S.SLOW = (os.getenv("GORO_TSAN") or os.getenv("GORO_VALGRIND")) and 10
   or (os.getenv("ASAN_OPTIONS") and 4 or 1)
 
+-- n scaled by STRESS_SCALE (the Makefile lowers it under the sanitizers),
+-- at least min (default 1).
+local SCALE = tonumber(os.getenv("STRESS_SCALE")) or 1
+function S.scaled(n, min) return math.max(min or 1, math.floor(n * SCALE)) end
+
+-- Polls pred until it holds (for states no channel can report, such as "a
+-- goroutine is parked on this lock"); false after secs (default 10).
+function S.eventually(pred, secs)
+  local deadline = go.now() + (secs or 10)
+  while not pred() do
+    if go.now() > deadline then return false end
+    go.sleep(0.001)
+  end
+  return true
+end
+
+-- Receives from ch with a watchdog of seconds (default 20) times SLOW; the
+-- timer is stopped afterwards (a pending timer would hide a deadlock from
+-- the detector). Fails the test on timeout.
+function S.recv(ch, seconds)
+  local t = go.timer((seconds or 20) * S.SLOW)
+  local i, v, ok = go.select{{ch, "recv"}, {t.c, "recv"}}
+  t:stop()
+  if i ~= 1 then require("luaunit").fail("timed out waiting for a value") end
+  return v, ok
+end
+
 -- Runs body with GOMAXPROCS = n, then puts the old value back (also when
 -- body fails: its error is re-raised).
 function S.with_procs(n, body)

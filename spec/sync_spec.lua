@@ -2,18 +2,10 @@
 -- C waitgroup), with Go's semantics, across goroutines and the main state.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local eventually = S.eventually
 local sync = require "goro.sync"
-
--- Polls pred until it holds (for states no channel can report, such as "a
--- goroutine is parked on this lock"); false after `secs`.
-local function eventually(pred, secs)
-  local deadline = go.now() + (secs or 2)
-  while not pred() do
-    if go.now() > deadline then return false end
-    go.sleep(0.001)
-  end
-  return true
-end
 
 -- A shared integer "register" updated in two separate steps (read, then
 -- write): without mutual exclusion, concurrent increments get lost.
