@@ -132,6 +132,7 @@ install: $(LUA_MOD)
 
 # A local LuaRocks tree (rocks/): the tests load goro from there, as a user would.
 rock: deps
+	@mkdir -p $(BUILD)
 	$(LUAROCKS) --tree $(ROCKS) make goro-scm-1.rockspec >$(BUILD)/rock.log 2>&1 || \
 	  { cat $(BUILD)/rock.log; exit 1; }
 
