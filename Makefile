@@ -47,17 +47,25 @@ all: core module
 
 core: $(CORE_LIB)
 
-$(BUILD)/%.o: %.c $(wildcard core/*.h)
+# -MMD -MP: each object and test binary writes a .d file of the headers it
+# includes (read back at the end of this file), so editing a header
+# rebuilds exactly what includes it.
+# An object whose .d is missing (built before -MMD) is rebuilt once.
+DEPFLAGS = -MMD -MP
+DEPFILES = $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(SPEC_CORE_BIN:=.d)
+$(DEPFILES):
+
+$(BUILD)/%.o: %.c $(BUILD)/%.d
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -iquote core -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(DEPFLAGS) -iquote core -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/spec/core/%: spec/core/%.c $(wildcard spec/core/*.h) $(CORE_LIB)
+$(BUILD)/spec/core/%: spec/core/%.c $(BUILD)/spec/core/%.d $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -iquote core -Ispec/core $< $(CORE_LIB) $(LDFLAGS_ALL) -o $@
+	$(CC) $(CFLAGS_ALL) $(DEPFLAGS) -iquote core -Ispec/core $< $(CORE_LIB) $(LDFLAGS_ALL) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -113,9 +121,9 @@ clean:
 
 # --- the Lua module -----------------------------------------------------------
 
-$(BUILD)/lua/%.o: lua/%.c $(wildcard lua/*.h) core/goro.h
+$(BUILD)/lua/%.o: lua/%.c $(BUILD)/lua/%.d
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(DEPFLAGS) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
 
 $(LUA_MOD): $(LUA_OBJ) $(CORE_LIB)
 	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) $(FFI_LIB) -o $@
@@ -143,3 +151,6 @@ $(HOST): spec/host.c
 
 # Further targets (stress, fuzz, valgrind...) live in mk/*.mk.
 -include $(wildcard mk/*.mk)
+
+# The header dependencies written by -MMD (absent before the first build).
+-include $(wildcard $(DEPFILES))
