@@ -48,6 +48,11 @@ static void rget(rd *r, void *p, size_t n) {
   r->p += n;
 }
 
+static lua_Integer rinteger(rd *r) { lua_Integer i; rget(r, &i, sizeof i); return i; }
+static lua_Number rnumber(rd *r) { lua_Number n; rget(r, &n, sizeof n); return n; }
+static void *rptr(rd *r) { void *p; rget(r, &p, sizeof p); return p; }
+static lua_CFunction rcfunc(rd *r) { lua_CFunction f; rget(r, &f, sizeof f); return f; }
+
 static void decode(dec *d);
 
 /* The receiver's globals (a goroutine's environment is made on demand). */
@@ -74,8 +79,7 @@ static void rstr(dec *d) {
 
 static void dec_function(dec *d) {
   lua_State *L = d->L;
-  fnproto *fp;
-  rget(&d->r, &fp, sizeof fp);
+  fnproto *fp = rptr(&d->r);
   bool entry = d->entry;
   d->entry = false;
   fnproto_push(L, fp, entry);
@@ -138,18 +142,8 @@ static void decode(dec *d) {
   case T_NIL: lua_pushnil(L); break;
   case T_FALSE: lua_pushboolean(L, 0); break;
   case T_TRUE: lua_pushboolean(L, 1); break;
-  case T_INT: {
-    lua_Integer i;
-    rget(&d->r, &i, sizeof i);
-    lua_pushinteger(L, i);
-    break;
-  }
-  case T_FLT: {
-    lua_Number n;
-    rget(&d->r, &n, sizeof n);
-    lua_pushnumber(L, n);
-    break;
-  }
+  case T_INT: lua_pushinteger(L, rinteger(&d->r)); break;
+  case T_FLT: lua_pushnumber(L, rnumber(&d->r)); break;
   case T_STR: rstr(d); break;
   case T_TABLE: dec_table(d); break;
   case T_REF: {
@@ -158,12 +152,7 @@ static void decode(dec *d) {
     break;
   }
   case T_LFUNC: dec_function(d); break;
-  case T_CFUNC: {
-    lua_CFunction f;
-    rget(&d->r, &f, sizeof f);
-    lua_pushcfunction(L, f);
-    break;
-  }
+  case T_CFUNC: lua_pushcfunction(L, rcfunc(&d->r)); break;
   case T_CNAMED: {
     rstr(d);
     rstr(d);
@@ -182,18 +171,12 @@ static void decode(dec *d) {
   }
   case T_UPENV: lua_pushvalue(L, dec_env(d)); break;
   case T_OBJ: {
-    gobj *o;
-    rget(&d->r, &o, sizeof o);
-    gobj_ref(o);
+    gobj *o = rptr(&d->r);
+    gobj_ref(o); /* the receiver's own; the message keeps its one */
     gobj_push(L, o);
     break;
   }
-  case T_LUD: {
-    void *p;
-    rget(&d->r, &p, sizeof p);
-    lua_pushlightuserdata(L, p);
-    break;
-  }
+  case T_LUD: lua_pushlightuserdata(L, rptr(&d->r)); break;
   default:
     luaL_error(L, "goro: corrupt message (tag %d): this is a bug in goro", t);
   }

@@ -206,7 +206,6 @@ typedef struct dumpbuf {
 } dumpbuf;
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
-  (void)L;
   dumpbuf *d = ud;
   if (d->len + sz > d->cap) {
     size_t cap = d->cap ? d->cap * 2 : 1024;
@@ -373,7 +372,6 @@ typedef struct loadst {
 } loadst;
 
 static const char *load_reader(lua_State *L, void *ud, size_t *size) {
-  (void)L;
   loadst *s = ud;
   if (!s->n) return NULL;
   *size = s->n;
