@@ -29,7 +29,7 @@
 
 #define FNCACHE_MAX 4096  /* prototypes cached per sending state */
 
-static _Atomic uint64_t fnproto_ids;
+static _Atomic uint64_t fnproto_ids; /* the last id handed out (any thread) */
 static pthread_mutex_t fnlock = PTHREAD_MUTEX_INITIALIZER;
 static fnproto *fnlive; /* fnlock */
 
@@ -65,7 +65,10 @@ void fnproto_fini(void) {
 
 /* -------------------------------------------------- prototype identity */
 
-static bool protokeys_ok; /* set by xfer_selfcheck in the main state */
+/* Set by xfer_selfcheck when the main state starts the runtime, before it
+** spawns any goroutine (a spawn publishes its G with release, so the write
+** happens before their reads); read-only while goroutines run. */
+static bool protokeys_ok;
 
 /* Lua 5.4's LClosure: CommonHeader (next, tt, marked), nupvalues, gclist,
 ** p. We read p; xfer_selfcheck verifies this on the running Lua. */
