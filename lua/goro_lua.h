@@ -2,7 +2,7 @@
 ** goro_lua.h — internals shared by the Lua binding's C files:
 **   goro.c    the module: API functions, channels, select, timers, errors
 **   gstate.c  goroutine states: pool, lazy libraries, the step function
-**   xfer.c    copying values between lua_States
+**   xfer_*.c  copying values between lua_States (xfer.h)
 */
 #ifndef GORO_LUA_H
 #define GORO_LUA_H
@@ -64,81 +64,12 @@ const char *gobj_typename(int type);
 
 /* ---------------------------------------------------------- transfer */
 
-/* A serialized message: the values, plus the references it holds (goro
-** objects, function prototypes), released if it is dropped undelivered. */
-typedef struct xbuf {
-  unsigned char *data; /* inl, or malloc'd when it grew */
-  size_t len, cap;
-  void **refs;        /* gobj* or fnproto* (tagged in the low bit); inlrefs or malloc'd */
-  int nrefs, caprefs;
-  size_t memlimit;    /* spawn messages: the goroutine's memory limit, 0 = none */
-  const void **seenkeys; /* the encoder's grown seen map, freed on error */
-  char *errmsg;       /* the encoder's error, while it unwinds */
-  int *seenvals;
-  void *inlrefs[2];
-  unsigned char inl[96]; /* small messages need one malloc */
-} xbuf;
-
-/* A channel element: small values inline, others in a heap xbuf. */
-typedef struct xval {
-  uint8_t tag;        /* XV_* */
-  uint8_t len;        /* inline string length */
-  char s[14];         /* inline string */
-  union {
-    lua_Integer i;
-    lua_Number n;
-    xbuf *buf;
-    gobj *obj;
-    void *p;
-  } u;
-} xval;
-
-enum { XV_NIL, XV_FALSE, XV_TRUE, XV_INT, XV_FLT, XV_STR, XV_OBJ, XV_LUD, XV_BUF };
-
-/* Encodes the value at idx into v (allocating an xbuf if needed). On error
-** pushes nothing, leaves v as nil and raises a Lua error naming `what` (e.g.
-** "argument 2") and the path to the bad value. */
-void xfer_encode_val(lua_State *L, int idx, xval *v, const char *what);
-/* As xfer_encode_val, but on a value that cannot cross returns false with
-** the error message pushed, so the caller can release what it holds. */
-bool xfer_try_encode_val(lua_State *L, int idx, xval *v, const char *what);
-/* Pushes the value and releases v's contents. */
-void xfer_decode_val(lua_State *L, xval *v);
-/* Releases v's contents without decoding (drop callback of channels). */
-void xfer_drop_val(void *elem);
-
-/* Encodes n values starting at idx into a new xbuf (spawn messages); the
-** first is `what0`, then "argument 2", ... */
-xbuf *xfer_encode_n(lua_State *L, int idx, int n, const char *what0);
-/* Pushes the values of b (entry: the first value is a goroutine's main
-** function, which may reuse this state's cached closure); returns how many.
-** Does not free b. */
-int xfer_decode_n(lua_State *L, xbuf *b, bool entry);
-void xbuf_free(xbuf *b, bool release_refs);
-/* Pushes a guard that frees b when collected, unless xfer_unguard'ed. */
-void xfer_guard(lua_State *L, xbuf *b);
-void xfer_unguard(lua_State *L, int idx);
-
-/* Per-state setup of the transfer machinery (module/C-function maps). */
-void xfer_init_state(lua_State *L);
-void xfer_selfcheck(lua_State *L);
-/* Frees the message cache (at runtime shutdown). */
-void xfer_fini(void);
-/* Drops the fnproto references a goroutine state holds (gstate_free). */
-struct gstate;
-void xfer_free_protos(struct gstate *s);
+#include "xfer.h" /* xbuf, xval, xproto, xfer_* */
 
 /* ---------------------------------------------------------- states */
 
 /* The goroutine's per-state context, stored in the lua_State's extra space
 ** and in the G's cache slot while the state is pooled. */
-/* A prototype a goroutine state received (its key, see xfer.c protokey)
-** and the fnproto it came with: sent on, it stays that fnproto. */
-typedef struct xproto {
-  const void *key;
-  struct fnproto *fp; /* one reference held */
-} xproto;
-
 typedef struct gstate {
   lua_State *L;       /* the state's main thread */
   lua_State *co;      /* the coroutine that runs the goroutine */
@@ -154,7 +85,7 @@ typedef struct gstate {
   int ncases, ncasescap;
   goro_chan *waitchan; /* a parked waitgroup wait's channel reference */
   struct xproto *protos; /* the fnprotos its goroutines' entry functions
-                      ** came with, held (xfer.c: dec_function) */
+                      ** came with, held (xfer_proto.c) */
   int nprotos, capprotos;
   int opkind;         /* the parked operation (K_* in goro.c, 0 none) until
                       ** its continuation collects the outcome */

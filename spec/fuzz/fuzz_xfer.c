@@ -1,5 +1,5 @@
 /*
-** fuzz_xfer.c — libFuzzer harness for transfer (lua/xfer.c): Lua values
+** fuzz_xfer.c — libFuzzer harness for transfer (lua/xfer_*.c): Lua values
 ** built from the fuzz input in one lua_State are copied into another with
 ** the binding's own functions (xfer_encode_n / xfer_decode_n, and
 ** xfer_encode_val / xfer_decode_val for single values) and compared.

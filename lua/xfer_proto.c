@@ -1,0 +1,410 @@
+/*
+** xfer_proto.c — the prototype registry: a Lua function's bytecode, dumped
+** once and shared by every state that sends or receives it (fnproto).
+**
+** Dumping costs ~0.7 us and loading ~1 us, too much for a spawn. The sender
+** caches one fnproto per prototype (RK_FNCACHE, keyed by the Proto address
+** read from the closure, after a self-check at load time that this build's
+** layout is the one expected; else by closure). The receiver keeps the
+** closure it loaded for a goroutine's entry function (RK_PROTOS, by id) and
+** reuses it for the next goroutine in that state, setting fresh upvalues;
+** it also remembers which fnproto each received prototype came with
+** (gstate.protos), so a function relayed from state to state stays one
+** fnproto everywhere and no cache grows per hop.
+**
+** Ownership: an fnproto is refcounted (atomic refs): one per sender-cache
+** entry (dropped by the entry's __gc), one per gstate.protos entry, one per
+** message holding it. Every live fnproto is also on fnlive (fnlock), so the
+** ones a state cached while it was being closed (whose entry is never
+** finalized) are freed at runtime shutdown.
+**
+** Also here: the walker over the dump format (lundump.c's), which lists a
+** prototype's string constants, the globals its code may name.
+*/
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xfer_int.h"
+
+#define FNCACHE_MAX 4096  /* prototypes cached per sending state */
+
+static _Atomic uint64_t fnproto_ids; /* the last id handed out (any thread) */
+static pthread_mutex_t fnlock = PTHREAD_MUTEX_INITIALIZER;
+static fnproto *fnlive; /* fnlock */
+
+static void fnproto_destroy(fnproto *p) {
+  for (int i = 0; i < p->nglobals; i++) free(p->globals[i]);
+  free(p->globals);
+  free(p->code);
+  free(p);
+}
+
+void fnproto_unref(fnproto *p) {
+  /* acq_rel: the last owner frees. */
+  if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
+  pthread_mutex_lock(&fnlock);
+  if (p->prev) p->prev->next = p->next;
+  else fnlive = p->next;
+  if (p->next) p->next->prev = p->prev;
+  pthread_mutex_unlock(&fnlock);
+  fnproto_destroy(p);
+}
+
+void fnproto_fini(void) {
+  pthread_mutex_lock(&fnlock);
+  fnproto *p = fnlive;
+  fnlive = NULL;
+  pthread_mutex_unlock(&fnlock);
+  while (p) {
+    fnproto *next = p->next;
+    fnproto_destroy(p);
+    p = next;
+  }
+}
+
+/* -------------------------------------------------- prototype identity */
+
+/* Set by xfer_selfcheck when the main state starts the runtime, before it
+** spawns any goroutine (a spawn publishes its G with release, so the write
+** happens before their reads); read-only while goroutines run. */
+static bool protokeys_ok;
+
+/* Lua 5.4's LClosure: CommonHeader (next, tt, marked), nupvalues, gclist,
+** p. We read p; xfer_selfcheck verifies this on the running Lua. */
+typedef struct lclosure_view {
+  void *next;
+  unsigned char tt, marked, nupvalues;
+  void *gclist;
+  void *p;
+} lclosure_view;
+
+static const void *protokey(lua_State *L, int idx) {
+  const void *cl = lua_topointer(L, idx);
+  if (!protokeys_ok) return cl;
+  return ((const lclosure_view *)cl)->p;
+}
+
+void xfer_selfcheck(lua_State *L) {
+  static const char chunk[] = "local function mk(a) return function() return a end end "
+                              "return mk, mk(1), mk(2), function(b) return b end";
+  protokeys_ok = false;
+  if (luaL_loadstring(L, chunk) != LUA_OK) { lua_pop(L, 1); return; }
+  if (lua_pcall(L, 0, 4, 0) != LUA_OK) { lua_pop(L, 1); return; }
+  const lclosure_view *mk = lua_topointer(L, -4), *a = lua_topointer(L, -3),
+                      *b = lua_topointer(L, -2), *c = lua_topointer(L, -1);
+  protokeys_ok = a != b && a->p == b->p && a->p != mk->p && c->p != a->p &&
+                 a->nupvalues == 1 && c->nupvalues == 0 && mk->nupvalues == 0 &&
+                 a->tt == b->tt && a->tt == mk->tt && a->p != NULL;
+  lua_pop(L, 4);
+}
+
+/* ------------------------------------------- string constants of a dump */
+
+/* Walks a Lua 5.4 binary chunk (lundump.c's format) and collects the
+** string constants of every prototype: the names the code may look up as
+** globals. Sets bad if the format is not the one expected. */
+typedef struct dw {
+  const unsigned char *p, *end;
+  char **names;
+  int n, cap;
+  bool bad;
+} dw;
+
+static size_t dw_size(dw *w) {
+  size_t x = 0;
+  int b;
+  do {
+    if (w->p >= w->end) { w->bad = true; return 0; }
+    b = *w->p++;
+    x = (x << 7) | (size_t)(b & 0x7f);
+  } while (!(b & 0x80));
+  return x;
+}
+
+static void dw_skip(dw *w, size_t n) {
+  if ((size_t)(w->end - w->p) < n) { w->bad = true; w->p = w->end; return; }
+  w->p += n;
+}
+
+static void dw_string(dw *w, bool keep) {
+  size_t n = dw_size(w);
+  if (n == 0 || w->bad) return;
+  n--;
+  if ((size_t)(w->end - w->p) < n) { w->bad = true; return; }
+  if (keep && n > 0 && n < 64) {
+    for (int i = 0; i < w->n; i++)
+      if (strlen(w->names[i]) == n && memcmp(w->names[i], w->p, n) == 0) goto skip;
+    if (w->n == w->cap) {
+      int cap = w->cap ? w->cap * 2 : 8;
+      char **nn = realloc(w->names, sizeof *nn * (size_t)cap);
+      if (!nn) { w->bad = true; return; }
+      w->names = nn;
+      w->cap = cap;
+    }
+    char *s = malloc(n + 1);
+    if (!s) { w->bad = true; return; }
+    memcpy(s, w->p, n);
+    s[n] = 0;
+    w->names[w->n++] = s;
+  }
+skip:
+  w->p += n;
+}
+
+static void dw_function(dw *w, int depth) {
+  if (depth > 200) { w->bad = true; return; }
+  dw_string(w, false);           /* source */
+  dw_size(w); dw_size(w);        /* linedefined, lastlinedefined */
+  dw_skip(w, 3);                 /* numparams, is_vararg, maxstacksize */
+  dw_skip(w, dw_size(w) * 4);    /* code */
+  size_t nk = dw_size(w);
+  for (size_t i = 0; i < nk && !w->bad; i++) {
+    if (w->p >= w->end) { w->bad = true; return; }
+    int tt = *w->p++;
+    switch (tt) {
+    case 0: case 1: case 17: break;                /* nil, false, true */
+    case 3: case 19: dw_skip(w, 8); break;         /* integer, float */
+    case 4: case 20: dw_string(w, true); break;    /* strings */
+    default: w->bad = true; return;
+    }
+  }
+  dw_skip(w, dw_size(w) * 3);    /* upvalues */
+  size_t np = dw_size(w);
+  for (size_t i = 0; i < np && !w->bad; i++) dw_function(w, depth + 1);
+  dw_skip(w, dw_size(w));        /* lineinfo */
+  size_t na = dw_size(w);
+  for (size_t i = 0; i < na && !w->bad; i++) { dw_size(w); dw_size(w); }
+  size_t nl = dw_size(w);
+  for (size_t i = 0; i < nl && !w->bad; i++) { dw_string(w, false); dw_size(w); dw_size(w); }
+  size_t nu = dw_size(w);
+  for (size_t i = 0; i < nu && !w->bad; i++) dw_string(w, false);
+}
+
+/* Fills fp->globals from its dump; leaves none if the walk fails. */
+static void dump_globals(fnproto *fp) {
+  static const unsigned char sig[] = "\x1bLua\x54\x00\x19\x93\r\n\x1a\n";
+  dw w = {(const unsigned char *)fp->code, (const unsigned char *)fp->code + fp->len,
+          NULL, 0, 0, false};
+  if (fp->len < 32 || memcmp(w.p, sig, 12) != 0 || w.p[12] != 4 || w.p[13] != 8 ||
+      w.p[14] != 8) {
+    return;
+  }
+  w.p += 31 + 1; /* header (31 bytes) + number of upvalues */
+  dw_function(&w, 0);
+  if (w.bad) {
+    for (int i = 0; i < w.n; i++) free(w.names[i]);
+    free(w.names);
+    return;
+  }
+  fp->globals = w.names;
+  fp->nglobals = w.n;
+}
+
+/* ------------------------------------------------------------ making */
+
+typedef struct dumpbuf {
+  char *p;
+  size_t len, cap;
+} dumpbuf;
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  dumpbuf *d = ud;
+  if (d->len + sz > d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 1024;
+    while (cap < d->len + sz) cap *= 2;
+    char *n = realloc(d->p, cap);
+    if (!n) return 1;
+    d->p = n;
+    d->cap = cap;
+  }
+  memcpy(d->p + d->len, p, sz);
+  d->len += sz;
+  return 0;
+}
+
+/* A new fnproto for the Lua function at idx, with no reference, on fnlive;
+** NULL when out of memory. Raises no Lua error. */
+static fnproto *fnproto_make(lua_State *L, int idx) {
+  dumpbuf d = {NULL, 0, 0};
+  lua_pushvalue(L, idx);
+  int bad = lua_dump(L, dump_writer, &d, 0);
+  lua_pop(L, 1);
+  fnproto *fp = bad ? NULL : calloc(1, sizeof *fp);
+  if (!fp) {
+    free(d.p);
+    return NULL;
+  }
+  fp->code = d.p;
+  fp->len = d.len;
+  atomic_init(&fp->refs, 0);
+  /* relaxed: only uniqueness matters */
+  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  dump_globals(fp);
+  pthread_mutex_lock(&fnlock);
+  fp->next = fnlive;
+  if (fnlive) fnlive->prev = fp;
+  fnlive = fp;
+  pthread_mutex_unlock(&fnlock);
+  return fp;
+}
+
+/* ------------------------------------------------------------ the sender's cache */
+
+static int fncache_gc(lua_State *L) {
+  fnproto **pp = lua_touserdata(L, 1);
+  if (*pp) fnproto_unref(*pp);
+  *pp = NULL;
+  return 0;
+}
+
+/* Pushes this state's prototype cache (RK_FNCACHE), emptied when it has
+** grown to FNCACHE_MAX entries (the dropped fnprotos are released by
+** their finalizers). */
+static void fncache_push(lua_State *L, bool adding) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_FNCACHE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
+  }
+  if (!adding) return;
+  lua_getfield(L, -1, "n");
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (n >= FNCACHE_MAX) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
+    n = 0;
+  }
+  lua_pushinteger(L, n + 1);
+  lua_setfield(L, -2, "n");
+}
+
+/* Makes the cache entry of the Lua function at idx (whose prototype it
+** keeps alive, so its key stays unique), empty; returns its slot. Every
+** allocation of the entry is made here, before the fnproto it will hold:
+** a memory error leaves an empty entry, which its finalizer ignores. */
+static fnproto **fncache_slot(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  const void *key = protokey(L, idx);
+  fncache_push(L, true);
+  fnproto **ud = lua_newuserdatauv(L, sizeof *ud, 1);
+  *ud = NULL;
+  if (luaL_newmetatable(L, "goro.fnproto")) {
+    lua_pushcfunction(L, fncache_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, idx);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushlightuserdata(L, (void *)key);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4);
+  lua_pop(L, 2);
+  return ud;
+}
+
+static void fncache_fill(fnproto **slot, fnproto *fp) {
+  fnproto_ref(fp); /* the entry's, dropped by its finalizer */
+  *slot = fp;
+}
+
+/* ------------------------------------------------------------ the receiver's */
+
+/* A goroutine state loaded the Lua function at idx (kept in RK_PROTOS)
+** from fp: remember it, so that sent on from here the function stays fp
+** and the caches do not grow with every hop. A C array in the gstate,
+** not a Lua object: a pooled state that never sends pays 16 bytes. */
+static void remember_proto(lua_State *L, int idx, fnproto *fp) {
+  gstate *s = gstate_of(L);
+  if (!s) return;
+  if (s->nprotos == s->capprotos) {
+    int cap = s->capprotos ? 2 * s->capprotos : 1;
+    xproto *np = realloc(s->protos, sizeof *np * (size_t)cap);
+    if (!np) return; /* only an optimization */
+    s->protos = np;
+    s->capprotos = cap;
+  }
+  fnproto_ref(fp); /* the gstate's */
+  s->protos[s->nprotos].key = protokey(L, idx);
+  s->protos[s->nprotos].fp = fp;
+  s->nprotos++;
+}
+
+void xfer_free_protos(gstate *s) {
+  for (int i = 0; i < s->nprotos; i++) fnproto_unref(s->protos[i].fp);
+  free(s->protos);
+  s->protos = NULL;
+  s->nprotos = s->capprotos = 0;
+}
+
+fnproto *fnproto_get(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  const void *key = protokey(L, idx);
+  fncache_push(L, false);
+  lua_pushlightuserdata(L, (void *)key);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    fnproto *fp = *(fnproto **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    if (fp) return fp;
+  } else {
+    lua_pop(L, 2);
+  }
+  gstate *s = gstate_of(L);
+  for (int i = 0; s && i < s->nprotos; i++) {
+    if (s->protos[i].key == key) { /* received: it stays that fnproto */
+      fncache_fill(fncache_slot(L, idx), s->protos[i].fp);
+      return s->protos[i].fp;
+    }
+  }
+  fnproto **slot = fncache_slot(L, idx);
+  fnproto *fp = fnproto_make(L, idx);
+  if (!fp) luaL_error(L, "goro: out of memory while copying a function");
+  fncache_fill(slot, fp);
+  return fp;
+}
+
+/* ------------------------------------------------------------ loading */
+
+typedef struct loadst {
+  const char *p;
+  size_t n;
+} loadst;
+
+static const char *load_reader(lua_State *L, void *ud, size_t *size) {
+  loadst *s = ud;
+  if (!s->n) return NULL;
+  *size = s->n;
+  s->n = 0;
+  return s->p;
+}
+
+static void fnproto_load(lua_State *L, fnproto *fp) {
+  loadst ls = {fp->code, fp->len};
+  if (lua_load(L, load_reader, &ls, "=goroutine", "b") != LUA_OK) lua_error(L);
+}
+
+void fnproto_push(lua_State *L, fnproto *fp, bool entry) {
+  if (!entry) {
+    fnproto_load(L, fp);
+    return;
+  }
+  /* reuse this state's closure of the same prototype */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_PROTOS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PROTOS);
+  }
+  if (lua_rawgeti(L, -1, (lua_Integer)fp->id) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    fnproto_load(L, fp);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, (lua_Integer)fp->id);
+    remember_proto(L, -1, fp);
+  }
+  lua_remove(L, -2);
+}
