@@ -1288,6 +1288,7 @@ static const char *patterns[][2] = {
   {"context", "goro.context"}, {"errgroup", "goro.errgroup"}, {"pool", "goro.pool"},
   {"map", "goro.pool"}, {"pipeline", "goro.pool"}, {"merge", "goro.pool"},
   {"generate", "goro.pool"}, {"limiter", "goro.pool"}, {"ffi", "goro.ffi"},
+  {"shard", "goro.shard"},
   {NULL, NULL}};
 
 int luaopen_goro(lua_State *L) {
