@@ -1368,6 +1368,7 @@ int luaopen_goro(lua_State *L) {
   }
   open_metatables(L);
   luaL_newlib(L, funcs);
+  lua_pushliteral(L, "0.1.0"), lua_setfield(L, -2, "_VERSION"); /* = rockspecs/, CHANGELOG.md */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, l_call);
   lua_setfield(L, -2, "__call");
