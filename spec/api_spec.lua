@@ -118,10 +118,19 @@ local ENTRIES, FUNCS, METHODS, FIELDS, CALL = parse_doc()
 
 -- Every identifier the binding's C sources quote and the Lua library uses:
 -- whatever a lazily loaded name or a computed __index answers to is among
--- them (its name has to be written somewhere).
+-- them (its name has to be written somewhere). Also the keys of the tables
+-- go's own __index closes over (the lazily loaded names).
 local function candidates()
   local set = {}
-  local p = io.popen("ls " .. ROOT .. "/lua/*.c " .. ROOT .. "/lua/goro/*.lua")
+  local idx = getmetatable(go).__index
+  for i = 1, type(idx) == "function" and 255 or 0 do
+    local name, v = debug.getupvalue(idx, i)
+    if not name then break end
+    if type(v) == "table" then
+      for k in pairs(v) do set[k] = true end
+    end
+  end
+  local p = io.popen("find " .. ROOT .. "/lua -name '*.c' -o -name '*.lua'")
   for path in p:lines() do
     local src = slurp(path)
     if path:match("%.c$") then

@@ -49,89 +49,98 @@ local function natural(s)
   return s and math.tointeger(tonumber(s))
 end
 
--- The task's (i, n) from the environment: i in 1..n; the source's name.
-local function from_env(level)
+-- The variable name as an integer >= 0; nil when unset; an error when it is
+-- set to anything else (hint: what to do).
+local function env_int(name, hint, level)
+  local v = env(name)
+  if v == nil then return nil end
+  local x = natural(v)
+  if not x then bad(name .. "=" .. v .. " is not an integer", hint, level + 1) end
+  return x
+end
+
+-- Each source: nil when its variables are unset, else this task's i (in
+-- 1..n) and n. level: the caller's error level, as for error().
+
+local function from_goro(level)
   local spec = env("GORO_SHARD")
-  if spec then
-    local si, sn = spec:match("^%s*(%d+)%s*/%s*(%d+)%s*$")
-    local i, n = natural(si), natural(sn)
-    if not i then
-      bad("GORO_SHARD=" .. spec .. " is not i/n",
-        "set it to this task's number and the number of tasks, e.g. GORO_SHARD=2/3", level + 1)
-    end
-    if n < 1 then
-      bad("GORO_SHARD=" .. spec .. " has " .. n .. " tasks", "the count must be at least 1",
-        level + 1)
-    end
-    if i < 1 or i > n then
-      bad("GORO_SHARD=" .. spec .. ": task " .. i .. " is out of range",
-        "tasks are numbered 1 to " .. n .. " (1-based)", level + 1)
-    end
-    return i, n, "GORO_SHARD"
+  if not spec then return nil end
+  local si, sn = spec:match("^%s*(%d+)%s*/%s*(%d+)%s*$")
+  local i, n = natural(si), natural(sn)
+  if not i then
+    bad("GORO_SHARD=" .. spec .. " is not i/n",
+      "set it to this task's number and the number of tasks, e.g. GORO_SHARD=2/3", level + 1)
   end
-  local sid = env("SLURM_ARRAY_TASK_ID")
-  if sid then
-    local id = natural(sid)
-    if not id then
-      bad("SLURM_ARRAY_TASK_ID=" .. sid .. " is not an integer",
-        "run the script as a Slurm job array (sbatch --array=0-N), or set GORO_SHARD=i/n",
-        level + 1)
-    end
-    local function int(name)
-      local v = env(name)
-      if v == nil then return nil end
-      local x = natural(v)
-      if not x then
-        bad(name .. "=" .. v .. " is not an integer", "Slurm sets it for a job array: "
-          .. "unset it, or set GORO_SHARD=i/n instead", level + 2)
-      end
-      return x
-    end
-    local lo, hi, step, count = int("SLURM_ARRAY_TASK_MIN"), int("SLURM_ARRAY_TASK_MAX"),
-      int("SLURM_ARRAY_TASK_STEP"), int("SLURM_ARRAY_TASK_COUNT")
-    step = step or 1
-    if step < 1 then bad("SLURM_ARRAY_TASK_STEP=" .. step, "the step must be at least 1", level + 1) end
-    lo = lo or 0
-    if not count and hi then count = (hi - lo) // step + 1 end
-    if not count then
-      bad("SLURM_ARRAY_TASK_ID=" .. id .. " is set but not SLURM_ARRAY_TASK_COUNT "
-        .. "(nor SLURM_ARRAY_TASK_MIN/_MAX)", "run the script as a job array (sbatch "
-        .. "--array=0-N), or set GORO_SHARD=i/n", level + 1)
-    end
-    if count < 1 then
-      bad("SLURM_ARRAY_TASK_COUNT=" .. count, "the count must be at least 1", level + 1)
-    end
-    local off = id - lo
-    if off < 0 or off % step ~= 0 or off // step >= count then
-      bad("SLURM_ARRAY_TASK_ID=" .. id .. " is not one of the " .. count .. " ids from "
-        .. lo .. " by " .. step, "use a contiguous array (--array=0-" .. (count - 1)
-        .. " or 1-" .. count .. "; a step is fine, a list with gaps is not)", level + 1)
-    end
-    return off // step + 1, count, "SLURM_ARRAY_TASK_ID"
+  if n < 1 then
+    bad("GORO_SHARD=" .. spec .. " has " .. n .. " tasks", "the count must be at least 1",
+      level + 1)
   end
-  local kid = env("JOB_COMPLETION_INDEX")
-  if kid then
-    local k = natural(kid)
-    if not k then
-      bad("JOB_COMPLETION_INDEX=" .. kid .. " is not an integer",
-        "it is set by a Kubernetes Indexed Job (completionMode: Indexed)", level + 1)
-    end
-    local scount = env("GORO_SHARD_COUNT")
-    if not scount then
-      bad("JOB_COMPLETION_INDEX=" .. k .. " is set but GORO_SHARD_COUNT is not",
-        "set GORO_SHARD_COUNT to the Job's completions in its pod template's env", level + 1)
-    end
-    local n = natural(scount)
-    if not n or n < 1 then
-      bad("GORO_SHARD_COUNT=" .. scount .. " is not a positive integer",
-        "set it to the Job's completions", level + 1)
-    end
-    if k >= n then
-      bad("JOB_COMPLETION_INDEX=" .. k .. " is out of range for GORO_SHARD_COUNT=" .. n,
-        "indices are 0 to " .. (n - 1) .. ": GORO_SHARD_COUNT must equal the Job's completions",
-        level + 1)
-    end
-    return k + 1, n, "JOB_COMPLETION_INDEX"
+  if i < 1 or i > n then
+    bad("GORO_SHARD=" .. spec .. ": task " .. i .. " is out of range",
+      "tasks are numbered 1 to " .. n .. " (1-based)", level + 1)
+  end
+  return i, n
+end
+
+local function from_slurm(level)
+  local ARRAY = "run the script as a Slurm job array (sbatch --array=0-N), or set GORO_SHARD=i/n"
+  local id = env_int("SLURM_ARRAY_TASK_ID", ARRAY, level + 1)
+  if not id then return nil end
+  local lo = env_int("SLURM_ARRAY_TASK_MIN", ARRAY, level + 1) or 0
+  local hi = env_int("SLURM_ARRAY_TASK_MAX", ARRAY, level + 1)
+  local step = env_int("SLURM_ARRAY_TASK_STEP", ARRAY, level + 1) or 1
+  local count = env_int("SLURM_ARRAY_TASK_COUNT", ARRAY, level + 1)
+  if step < 1 then bad("SLURM_ARRAY_TASK_STEP=" .. step, "the step must be at least 1", level + 1) end
+  if not count and hi then count = (hi - lo) // step + 1 end
+  if not count then
+    bad("SLURM_ARRAY_TASK_ID=" .. id .. " is set but not SLURM_ARRAY_TASK_COUNT "
+      .. "(nor SLURM_ARRAY_TASK_MIN/_MAX)", ARRAY, level + 1)
+  end
+  if count < 1 then
+    bad("SLURM_ARRAY_TASK_COUNT=" .. count, "the count must be at least 1", level + 1)
+  end
+  local off = id - lo
+  if off < 0 or off % step ~= 0 or off // step >= count then
+    bad("SLURM_ARRAY_TASK_ID=" .. id .. " is not one of the " .. count .. " ids from "
+      .. lo .. " by " .. step, "use a contiguous array (--array=0-" .. (count - 1)
+      .. " or 1-" .. count .. "; a step is fine, a list with gaps is not)", level + 1)
+  end
+  return off // step + 1, count
+end
+
+local function from_kubernetes(level)
+  local k = env_int("JOB_COMPLETION_INDEX",
+    "it is set by a Kubernetes Indexed Job (completionMode: Indexed)", level + 1)
+  if not k then return nil end
+  local n = env_int("GORO_SHARD_COUNT", "set it to the Job's completions", level + 1)
+  if not n then
+    bad("JOB_COMPLETION_INDEX=" .. k .. " is set but GORO_SHARD_COUNT is not",
+      "set GORO_SHARD_COUNT to the Job's completions in its pod template's env", level + 1)
+  end
+  if n < 1 then
+    bad("GORO_SHARD_COUNT=" .. n .. " is not a positive integer",
+      "set it to the Job's completions", level + 1)
+  end
+  if k >= n then
+    bad("JOB_COMPLETION_INDEX=" .. k .. " is out of range for GORO_SHARD_COUNT=" .. n,
+      "indices are 0 to " .. (n - 1) .. ": GORO_SHARD_COUNT must equal the Job's completions",
+      level + 1)
+  end
+  return k + 1, n
+end
+
+local SOURCES = {
+  {from_goro, "GORO_SHARD"},
+  {from_slurm, "SLURM_ARRAY_TASK_ID"},
+  {from_kubernetes, "JOB_COMPLETION_INDEX"},
+}
+
+-- The task's (i, n) from the environment: the first source set; 1, 1 when
+-- none is. Third result: the source's variable (nil when none).
+local function from_env(level)
+  for _, src in ipairs(SOURCES) do
+    local i, n = src[1](level + 1)
+    if i then return i, n, src[2] end
   end
   return 1, 1, nil
 end
