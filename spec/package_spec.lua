@@ -84,6 +84,8 @@ end
 
 function test_luarocks_lint_passes_on_every_rockspec()
   lu.skipIf(os.execute("command -v luarocks >/dev/null 2>&1") ~= true, "luarocks is not installed")
+  -- luarocks runs gcc, grep...: valgrind would check their memory, not ours
+  lu.skipIf(os.getenv("GORO_VALGRIND"), "luarocks' children are not ours to leak-check")
   for _, path in ipairs{SCM, table.unpack(released())} do
     local p = io.popen("cd " .. ROOT .. " && luarocks --lua-version 5.4 lint " .. path .. " 2>&1")
     local out = p:read("a")

@@ -71,6 +71,9 @@ end
 -- go.shard's (i, n) in a child with the variables of vars set (all others
 -- unset); on an error, nil and the message.
 local function task_of(vars)
+  -- one child per case, the parsing is plain Lua: make test, asan and tsan
+  -- run these; under valgrind they would only add minutes
+  lu.skipIf(os.getenv("GORO_VALGRIND"), "environment parsing: checked by make test")
   local rc, out, err = S.run_lua([[
 local go = require "goro"
 local _, i, n = go.shard({})
@@ -286,6 +289,9 @@ end
 function test_hash_files_as_3_shards_under_gnu_parallel_equals_one_run()
   lu.skipIf(os.execute("command -v parallel >/dev/null 2>&1") ~= true,
     "GNU parallel is not installed (make test installs it: tools/deps.sh parallel)")
+  -- valgrind would check perl's memory, not ours (the same children run
+  -- below with the Slurm and Kubernetes environments)
+  lu.skipIf(os.getenv("GORO_VALGRIND"), "GNU parallel is perl: not run under valgrind")
   local dir = make_tree()
   local whole = run_example(dir, "")
   local tmp = os.tmpname()
