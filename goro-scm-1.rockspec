@@ -12,7 +12,10 @@ implementation of Go's G-M-P scheduler, so Lua code runs in parallel on
 every core. Channels, select, timers, waitgroups, mutexes, context,
 errgroup, worker pools and pipelines, with Go's semantics.
 ]],
+  homepage = "https://example.invalid/goro",
   license = "MIT",
+  maintainer = "the goro authors",
+  labels = { "concurrency", "goroutines", "channels", "threads", "parallel" },
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
@@ -24,7 +27,8 @@ build = {
   type = "make",
   build_target = "module",
   build_variables = {
-    CFLAGS = "$(CFLAGS)",
+    CFLAGS = "$(CFLAGS) -I$(FFI_INCDIR)",
+    FFI_LIB = "-L$(FFI_LIBDIR) -lffi",
     LUA_INC = "-I$(LUA_INCDIR)",
     LUA = "$(LUA)",
     WERROR = "",

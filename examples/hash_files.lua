@@ -10,7 +10,15 @@
 -- on stderr, and the others go on. With stderr on a terminal, a progress
 -- bar shows the rate and the ETA.
 --
+-- The same script scales past one machine: run as n tasks, each hashes its
+-- share of the sorted list (go.shard: files i, i + n, ... of task i) and
+-- the n outputs together are one run's lines. The task's number comes
+-- from GORO_SHARD=i/n, a Slurm job array (hash_files.sbatch) or a
+-- Kubernetes Indexed Job (hash_files-job.yaml); with none, it hashes all.
+--
 --   lua5.4 examples/hash_files.lua [dir]          (default: the current directory)
+--   GORO_SHARD=2/3 lua5.4 examples/hash_files.lua dir    (the second of 3 tasks)
+--   parallel GORO_SHARD={}/3 lua5.4 examples/hash_files.lua dir ::: 1 2 3 | sort -k2
 
 local go = require "goro"
 
@@ -60,7 +68,7 @@ local function list_files(root)
   return files
 end
 
-local files = list_files(dir)
+local files, shard, nshards = go.shard(list_files(dir))
 local pool = go.pool{fn = hash_file, ordered = true, progress = true}
 
 go(function() -- the producer: the pool's jobs are the paths
@@ -81,5 +89,6 @@ for i, r, err in pool:results() do
     print(r.hash .. "  " .. name)
   end
 end
-print(string.format("%d files, %d bytes%s", nfiles, nbytes,
-  nerr > 0 and string.format(", %d unreadable", nerr) or ""))
+print(string.format("%d files, %d bytes%s%s", nfiles, nbytes,
+  nerr > 0 and string.format(", %d unreadable", nerr) or "",
+  nshards > 1 and string.format(" (shard %d/%d)", shard, nshards) or ""))

@@ -1288,6 +1288,7 @@ static const char *patterns[][2] = {
   {"context", "goro.context"}, {"errgroup", "goro.errgroup"}, {"pool", "goro.pool"},
   {"map", "goro.pool"}, {"pipeline", "goro.pool"}, {"merge", "goro.pool"},
   {"generate", "goro.pool"}, {"limiter", "goro.pool"}, {"ffi", "goro.ffi"},
+  {"shard", "goro.shard"},
   {NULL, NULL}};
 
 int luaopen_goro(lua_State *L) {
@@ -1367,6 +1368,7 @@ int luaopen_goro(lua_State *L) {
   }
   open_metatables(L);
   luaL_newlib(L, funcs);
+  lua_pushliteral(L, "0.1.0"), lua_setfield(L, -2, "_VERSION"); /* = rockspecs/, CHANGELOG.md */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, l_call);
   lua_setfield(L, -2, "__call");

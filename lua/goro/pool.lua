@@ -6,6 +6,7 @@
 --   go.merge(ch1, ch2, ...)         fan-in: many channels into one
 --   go.generate(...)                values into a channel
 --   go.limiter(rate, burst)         a token bucket
+--   shard = true (pool and map)     keep this task's share of the jobs (goro.shard)
 --
 -- The pool is the jobs / workers / results anatomy of the reference
 -- articles, with their pitfalls designed out:
@@ -25,6 +26,7 @@
 -- goroutine may submit while the main state reads the results.
 
 local go = require "goro"
+local shard = require "goro.shard"
 
 local M = {}
 
@@ -104,9 +106,10 @@ end
 -- them (in a FIFO, or by index when ordered) and hands them to whoever
 -- reads p.res; closes p.res after the last worker left and the last result
 -- was taken.
-local function relay(out, res, workers, ordered, cnt, jobs)
+-- Under shard = true, the indices this task runs are first, first + step, ...
+local function relay(out, res, workers, ordered, cnt, jobs, first, step)
   local q, qh, qt = {}, 1, 0
-  local nexti = 1
+  local nexti = first
   local live, done = workers, 0
   local t0, last = go.now(), -1
   local recv = {out, "recv"}
@@ -140,7 +143,7 @@ local function relay(out, res, workers, ordered, cnt, jobs)
       end
     elseif ordered then
       q[nexti] = nil
-      nexti = nexti + 1
+      nexti = nexti + step
     else
       q[qh] = nil
       qh = qh + 1
@@ -168,6 +171,10 @@ end
 -- over in submission order (else as they finish). progress: draw a
 -- progress bar on stderr when stderr is a terminal. ctx: once it is done,
 -- jobs not yet started are not run and get ctx:err() as their error.
+-- shard: this task of n (go.shard's environment) runs only the jobs whose
+-- index is its own (i, i + n, ...); submit still numbers every job and
+-- returns nil for another task's, so the n tasks together run each job
+-- once and results keep the indices of one unsharded run.
 -- The pool owns its goroutines; the caller owns closing it (close or wait).
 function M.pool(opts)
   if type(opts) ~= "table" then
@@ -179,8 +186,10 @@ function M.pool(opts)
   end
   local workers = checkint(opts.workers or go.gomaxprocs(), "pool workers", 1, 2)
   local buffer = checkint(opts.buffer or workers, "pool buffer", 0, 2)
+  local si, sn = 1, 1
+  if opts.shard then si, sn = shard.from_env(2) end
   local p = setmetatable({kind = "pool", jobs = go.chan(buffer), res = go.chan(64),
-    seq = go.chan(1)}, M)
+    seq = go.chan(1), si = si, sn = sn}, M)
   p.seq:send(1)
   if opts.progress and stderr_is_tty() then
     p.cnt = go.chan(1)
@@ -188,16 +197,25 @@ function M.pool(opts)
   end
   local out = go.chan(workers)
   for _ = 1, workers do go(worker, p.jobs, out, fn, opts.ctx) end
-  go(relay, out, p.res, workers, opts.ordered and true or false, p.cnt, p.jobs)
+  go(relay, out, p.res, workers, opts.ordered and true or false, p.cnt, p.jobs, si, sn)
   return p
 end
 
--- p:submit(job) -> i, the job's index (1, 2, ... in submission order).
+-- p:submit(job) -> i, the job's index (1, 2, ... in submission order), or
+-- nil under shard = true when the job is another task's (it does not run).
 -- Blocks while the jobs buffer is full. The job is copied to a worker.
 -- Submitting to a closed pool is an error. (As in Go, a job that submits to
 -- its own pool can deadlock it once every worker waits for buffer space.)
 function Pool.submit(p, job)
   local i = p.seq:recv() -- held while sending: indices follow send order
+  if (i - p.si) % p.sn ~= 0 then -- another task's job
+    if p.jobs:closed() then
+      p.seq:send(i)
+      error("goro: submit on a closed pool: submit every job before close/wait", 2)
+    end
+    p.seq:send(i + 1)
+    return nil
+  end
   local ok, err = pcall(p.jobs.send, p.jobs, {i, job})
   if not ok then
     p.seq:send(i)
@@ -275,7 +293,9 @@ end
 -- input order; errs[i] holds the error of each item that raised or returned
 -- nil, err (errs is nil when none failed). Items travel in chunks of k
 -- (default: small enough to balance the load, large enough that copying
--- does not dominate tiny jobs).
+-- does not dominate tiny jobs). shard = true: only this task's share,
+-- exactly as go.map(go.shard(items), fn, opts) (values and errs are indexed
+-- by position in the share).
 function M.map(items, fn, opts)
   if type(items) ~= "table" then
     error("goro: map needs an array of items, got " .. type(items), 2)
@@ -284,6 +304,7 @@ function M.map(items, fn, opts)
     error("goro: map needs a function, got " .. type(fn), 2)
   end
   opts = opts or {}
+  if opts.shard then items = shard.shard(items, shard.from_env(2)) end
   local n = #items
   if n == 0 then return {}, nil end
   local workers = checkint(opts.workers or go.gomaxprocs(), "map workers", 1, 2)

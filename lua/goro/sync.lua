@@ -56,6 +56,49 @@ local function checkcount(n, what, level)
   return n
 end
 
+-- --------------------------------------------------------------- errors
+-- A blocking channel operation in this file can fail: main waits on a lock
+-- nobody will free (the deadlock error), or a goroutine's error is raised
+-- again in main while it waits. The C error names the position of the
+-- operation, a line of this file; waited() moves it to the first caller
+-- outside this file (`mu:lock()` in the user's code), as error(msg, 2)
+-- would. Other errors (a goroutine's, re-raised) pass through unchanged.
+
+local HERE = debug.getinfo(1, "S").short_src
+
+local function reraise(e)
+  if type(e) ~= "string" or e:sub(1, #HERE + 1) ~= HERE .. ":" then error(e, 0) end
+  local level = 2 -- 1 is reraise; error's levels count as debug.getinfo's
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info or info.short_src ~= HERE then break end
+    level = level + 1
+  end
+  error((e:sub(#HERE + 2):gsub("^%d+: ", "", 1)), level)
+end
+
+-- waited(pcall(send, ch, v)): the results of a blocking operation. The
+-- operations are called from these Lua functions (not as tail calls), so
+-- that the C error names a line of this file.
+local function waited(ok, ...)
+  if not ok then reraise((...)) end
+  return ...
+end
+
+local function send(c, v)
+  c:send(v)
+end
+
+local function recv(c)
+  local v, ok = c:recv()
+  return v, ok
+end
+
+local function select1(cases)
+  local i, v, ok = go.select(cases)
+  return i, v, ok
+end
+
 -- --------------------------------------------------------------- queues
 -- Waiter records: {id = n, ready = chan(1), nextc = chan(1), ...}. The
 -- queue's state (under its owner's lock) is {head = rec, tail = rec, nid}.
@@ -93,7 +136,10 @@ end
 -- mu:lock() -> mu. Blocks until the lock is free. Returns the mutex so that
 -- `local _ <close> = mu:lock()` unlocks at the end of the scope.
 function Mutex.lock(self)
-  self.c:send(true)
+  local c = self.c
+  -- trysend first: the fast path pays no pcall, and barges nobody (while
+  -- senders queue, the slot is full and goes from one to the next)
+  if not c:trysend(true) then waited(pcall(send, c, true)) end
   return self
 end
 
@@ -133,7 +179,7 @@ function M.rwmutex()
 end
 
 -- rw:lock() -> rw. Takes the write lock; `<close>` on the result unlocks.
-function RW.lock(self)
+local function rw_lock(self)
   self.w:send(true)
   while true do
     local n = self.n:recv()
@@ -141,6 +187,10 @@ function RW.lock(self)
     if n == 0 then return self end
     self.drained:recv()
   end
+end
+
+function RW.lock(self)
+  return waited(pcall(rw_lock, self))
 end
 
 -- rw:trylock() -> true if it took the write lock without waiting.
@@ -173,7 +223,8 @@ RGuard.__close = RGuard.unlock
 -- rw:rlock() -> guard. Takes a read lock; `local _ <close> = rw:rlock()`
 -- releases it at the end of the scope (as does guard:unlock()).
 function RW.rlock(self)
-  self.w:send(true)
+  local w = self.w
+  if not w:trysend(true) then waited(pcall(send, w, true)) end
   local n = self.n:recv()
   self.n:send(n + 1)
   self.w:tryrecv()
@@ -228,7 +279,7 @@ end
 
 function Once.call(self, fn, ...)
   if self.fin:closed() then return end
-  self.gate:send(true)
+  waited(pcall(send, self.gate, true))
   if self.fin:closed() then
     self.gate:tryrecv()
     return
@@ -275,9 +326,9 @@ function Cond.wait(self)
     -- not locked (Go: fatal "unlock of unlocked mutex"): leave the queue
     -- marked dead so signal skips this record, and report it here
     rec.ready:close()
-    error(err, 2)
+    reraise(err)
   end
-  rec.ready:recv()
+  waited(pcall(recv, rec.ready))
   self.l:lock()
 end
 
@@ -377,10 +428,10 @@ function Sem.acquire(self, k, ctx)
   enqueue(s, rec)
   self.st:send(s)
   if not ctx then
-    rec.ready:recv()
+    waited(pcall(recv, rec.ready))
     return true
   end
-  local i = go.select{{rec.ready, "recv"}, {ctx:done(), "recv"}}
+  local i = waited(pcall(select1, {{rec.ready, "recv"}, {ctx:done(), "recv"}}))
   if i == 1 then return true end
   -- the context ended: leave the queue, unless the tokens came meanwhile
   s = self.st:recv()
@@ -459,7 +510,7 @@ function SF.call(self, key, fn, ...)
   if c then
     c.dups = c.dups + 1
     self.st:send(s)
-    local r = c.res:recv()
+    local r = waited(pcall(recv, c.res))
     c.res:send(r) -- put it back for the other waiters (capacity 1: no wait)
     if not r.ok then error(r.err, 0) end
     return r.v, r.err, true
