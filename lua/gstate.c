@@ -14,13 +14,14 @@
 ** `package`/`require` are opened on first use (an __index on the globals,
 ** and a string metatable that opens the string library on first method).
 **
-** Parking: a blocking operation that answers GORO_EPARK sets parking in
-** the goroutine's parked state (park.c) and yields. If it ran inside a user coroutine, the coroutine.resume / wrap of
-** goroutine states (replaced here) sees it and yields too, with a
-** continuation that resumes the inner coroutine again: the park travels up
-** to the step function, which returns GORO_STEP_PARKED. s->chain_ok tells an
-** operation whether every resume between it and the step can yield; where
-** one cannot (a C boundary), the operation blocks the M with a handoff.
+** Parking: a blocking operation that answers GORO_EPARK sets `parking` in
+** the goroutine's parked state (park.c) and yields. If it ran inside a user
+** coroutine, the coroutine.resume / wrap of goroutine states (replaced
+** here) sees it and yields too, with a continuation that resumes the
+** inner coroutine again: the park travels up to the step function, which
+** returns GORO_STEP_PARKED. s->chain_ok tells an operation whether every
+** resume between it and the step can yield (gstate_canpark); where one
+** cannot (a C boundary), the operation blocks the M with a handoff.
 */
 #include <errno.h>
 #include <pthread.h>

@@ -35,16 +35,14 @@ static int l_now(lua_State *L) {
 
 /* A timer object: shared by reference between states (object.h). t and c
 ** are set at creation, read-only after (the core timer and channel have
-** their own locks). ch and period are written by t.c and t:reset in
-** whichever state runs them, without a lock: two goroutines that read t.c
-** for the first time, or reset one ticker, at the same moment race (a
-** known gap, not yet closed). */
+** their own locks); ch and period are atomics, as any state may set them. */
 typedef struct ltimer {
   gobj h;
   goro_timer *t;
-  goro_chan *c;   /* receives the time when t fires */
-  gobj *ch;       /* t.c: the channel's goro object, the same each time */
-  int64_t period; /* ns; 0 for a one-shot timer */
+  goro_chan *c;            /* receives the time when t fires */
+  _Atomic(gobj *) ch;      /* t.c: the channel's goro object, made on first
+                           ** use and the same after (one reference held) */
+  _Atomic int64_t period;  /* ns; 0 for a one-shot timer */
 } ltimer;
 
 static void open_timer_mt(lua_State *L);
@@ -62,7 +60,9 @@ static void ltimer_fire(void *arg, int64_t now) { send_time(((ltimer *)arg)->c, 
 static void ltimer_free(gobj *o) {
   ltimer *t = (ltimer *)o;
   goro_timer_free(t->t);
-  if (t->ch) gobj_unref(t->ch);
+  /* relaxed: the last reference; gobj_unref's acq_rel ordered the rest */
+  gobj *ch = atomic_load_explicit(&t->ch, memory_order_relaxed);
+  if (ch) gobj_unref(ch);
   goro_chan_unref(t->c);
   free(t);
 }
@@ -78,7 +78,7 @@ static ltimer *ltimer_new(lua_State *L, int64_t ns, bool periodic) {
   t->h.mtname = MT_TIMER;
   t->h.openmt = open_timer_mt;
   t->c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
-  t->period = periodic ? ns : 0;
+  atomic_init(&t->period, periodic ? ns : 0);
   if (t->c) t->t = goro_timer_new(goro_now() + ns, periodic ? ns : 0, ltimer_fire, t);
   if (!t->c || !t->t) {
     if (t->c) goro_chan_unref(t->c);
@@ -176,11 +176,14 @@ static int tm_stop(lua_State *L) {
 static int tm_reset(lua_State *L) {
   ltimer *t = checktimer(L);
   int64_t ns = arg_duration(L, 2, "t:reset", false);
-  if (t->period > 0 && ns <= 0)
+  /* relaxed: only whether it is a ticker (never changes) and its period
+  ** (resets racing each other end with either period, as in Go) */
+  bool ticker = atomic_load_explicit(&t->period, memory_order_relaxed) > 0;
+  if (ticker && ns <= 0)
     return luaL_error(L, "goro: a ticker needs a positive period in seconds");
   bool was = goro_timer_stop(t->t);
-  goro_timer_reset(t->t, goro_now() + ns, t->period > 0 ? ns : 0);
-  if (t->period > 0) t->period = ns;
+  goro_timer_reset(t->t, goro_now() + ns, ticker ? ns : 0);
+  if (ticker) atomic_store_explicit(&t->period, ns, memory_order_relaxed);
   lua_pushboolean(L, was);
   return 1;
 }
@@ -190,14 +193,22 @@ static int tm_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   if (!k) return 0;
   if (strcmp(k, "c") == 0 || strcmp(k, "C") == 0) {
-    if (!t->ch) { /* made on first use, kept: t.c == t.c */
+    /* acquire: pairs with the release of the CAS that published it */
+    gobj *ch = atomic_load_explicit(&t->ch, memory_order_acquire);
+    if (!ch) { /* made on first use, kept: t.c == t.c, in every state */
       lchan_push(L, t->c);
-      t->ch = gobj_test(L, -1);
-      gobj_ref(t->ch);
-      return 1;
+      gobj *mine = gobj_test(L, -1);
+      gobj_ref(mine); /* t's reference */
+      /* acq_rel: release publishes mine; acquire (also on failure) sees the
+      ** winner's object if another state set it first */
+      if (atomic_compare_exchange_strong_explicit(&t->ch, &ch, mine, memory_order_acq_rel,
+                                                  memory_order_acquire))
+        return 1;
+      gobj_unref(mine); /* lost the race: use the winner's */
+      lua_pop(L, 1);
     }
-    gobj_ref(t->ch);
-    gobj_push(L, t->ch);
+    gobj_ref(ch);
+    gobj_push(L, ch);
     return 1;
   }
   if (strcmp(k, "stop") == 0) { lua_pushcfunction(L, tm_stop); return 1; }
