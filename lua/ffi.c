@@ -641,7 +641,7 @@ static const luaL_Reg ffi_funcs[] = {
   {"open", l_open}, {"buffer", l_buffer}, {"sizeof", l_sizeof}, {"string", l_string},
   {"addr", l_addr}, {NULL, NULL}};
 
-int goro_open_ffi(lua_State *L) {
+int luaopen_goro_ffi(lua_State *L) {
   open_mts(L);
   luaL_newlib(L, ffi_funcs);
   push_lib(L, NULL);

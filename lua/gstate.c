@@ -14,13 +14,14 @@
 ** `package`/`require` are opened on first use (an __index on the globals,
 ** and a string metatable that opens the string library on first method).
 **
-** Parking: a blocking operation that answers GORO_EPARK sets s->parking and
-** yields. If it ran inside a user coroutine, the coroutine.resume / wrap of
-** goroutine states (replaced here) sees s->parking and yields too, with a
-** continuation that resumes the inner coroutine again: the park travels up
-** to the step function, which returns GORO_STEP_PARKED. s->chain_ok tells an
-** operation whether every resume between it and the step can yield; where
-** one cannot (a C boundary), the operation blocks the M with a handoff.
+** Parking: a blocking operation that answers GORO_EPARK sets `parking` in
+** the goroutine's parked state (park.c) and yields. If it ran inside a user
+** coroutine, the coroutine.resume / wrap of goroutine states (replaced
+** here) sees it and yields too, with a continuation that resumes the
+** inner coroutine again: the park travels up to the step function, which
+** returns GORO_STEP_PARKED. s->chain_ok tells an operation whether every
+** resume between it and the step can yield (gstate_canpark); where one
+** cannot (a C boundary), the operation blocks the M with a handoff.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -29,10 +30,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "goro_lua.h"
+#include "park.h"
+
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define reset_thread(L) lua_closethread((L), NULL)
+#else
+#define reset_thread(L) lua_resetthread(L)
+#endif
+
+#define PREEMPT_SIGNAL SIGURG
 
 /* ------------------------------------------------------------ preemption
-** sysmon (core/sysmon.c) sends GORO_PREEMPT_SIGNAL to the thread of a
+** sysmon (core/sysmon.c) sends PREEMPT_SIGNAL to the thread of a
 ** goroutine that ran 10 ms without yielding. The handler runs on that
 ** thread: if a goroutine's Lua code runs there, it arms a one-shot count
 ** hook on the innermost running coroutine (lua.c does the same from its
@@ -48,6 +59,7 @@
 ** A hook still armed when the coroutine stops running (it parked, or
 ** finished) is disarmed right after its lua_resume returns. */
 
+/* Per thread: each M's own; the signal handler reads them on its thread. */
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 static _Thread_local lua_State *volatile tls_running TLS_IE; /* innermost running */
 static _Thread_local lua_State *volatile tls_armed TLS_IE;   /* hook armed on */
@@ -97,6 +109,7 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   if (take == 2 && L == tls_running) arm(L, 1000);
 }
 
+/* main thread only (runtime start and stop) */
 static struct sigaction oldact; /* the handler before ours */
 static bool installed;
 
@@ -108,9 +121,9 @@ void gstate_init_preemption(void) {
   sa.sa_handler = on_preempt_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(GORO_PREEMPT_SIGNAL, &sa, &oldact) == 0) {
+  if (sigaction(PREEMPT_SIGNAL, &sa, &oldact) == 0) {
     installed = true;
-    goro_set_preempt_signal(GORO_PREEMPT_SIGNAL);
+    goro_set_preempt_signal(PREEMPT_SIGNAL);
   }
 }
 
@@ -120,15 +133,21 @@ void gstate_init_preemption(void) {
 void gstate_fini_preemption(void) {
   if (!installed) return;
   goro_set_preempt_signal(0);
-  sigaction(GORO_PREEMPT_SIGNAL, &oldact, NULL);
+  sigaction(PREEMPT_SIGNAL, &oldact, NULL);
   installed = false;
 }
 
-/* package.path / cpath of the main state, inherited by goroutine states */
-static char *main_path, *main_cpath;
-
-static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER; /* main_path/cpath */
+/* package.path / cpath of the main state, inherited by goroutine states:
+** written by the main state, read by any goroutine's M. */
+static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER;
+static char *main_path, *main_cpath; /* pathlock */
 static _Atomic unsigned pathgen; /* bumped when main's paths change */
+
+/* package.preload of goroutine states: set before the runtime starts
+** (goro_start publishes it to the Ms), read-only after. */
+static const luaL_Reg *preload;
+
+void gstate_set_preload(const luaL_Reg *mods) { preload = mods; }
 
 static void gstate_set_paths_locked(const char *path, const char *cpath) {
   free(main_path);
@@ -149,8 +168,8 @@ gstate *gstate_of(lua_State *L) {
   return g ? *(gstate **)goro_cache(g) : NULL;
 }
 
-int gstate_canpark(lua_State *L, gstate *s) {
-  return lua_isyieldable(L) && (L == s->co || s->chain_ok);
+bool gstate_canpark(lua_State *L, gstate *s) {
+  return s && lua_isyieldable(L) && (L == s->co || s->chain_ok);
 }
 
 /* A goroutine's globals: a fresh table over the state's standard globals,
@@ -197,7 +216,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
     if (outer) arm(outer, 1);
   }
   if (s) s->chain_ok = saved;
-  if (st == LUA_YIELD && s && (s->parking || s->preempted)) {
+  if (st == LUA_YIELD && s && (s->park->parking || s->preempted)) {
     lua_pop(co, nres);
     return lua_yieldk(L, 0, wrap, resume_k); /* up to the scheduler */
   }
@@ -217,7 +236,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
   lua_xmove(co, L, 1); /* error object */
   if (wrap) {
     if (st != LUA_ERRMEM) {
-      goro_resetthread(co);
+      reset_thread(co);
       if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);
@@ -319,10 +338,10 @@ static int open_package(lua_State *L) {
     lua_pushcfunction(L, lazylibs[i].open);
     lua_setfield(L, -2, lazylibs[i].name);
   }
-  lua_pushcfunction(L, luaopen_goro);
-  lua_setfield(L, -2, "goro");
-  lua_pushcfunction(L, goro_open_ffi);
-  lua_setfield(L, -2, "goro.ffi");
+  for (const luaL_Reg *m = preload; m && m->name; m++) {
+    lua_pushcfunction(L, m->func);
+    lua_setfield(L, -2, m->name);
+  }
   lua_pop(L, 1);
   return 1;
 }
@@ -399,6 +418,7 @@ lua_CFunction gstate_opener(const char *name) {
 ** a goroutine state does not open the base library (1.8 KB) but binds each
 ** function on first use. */
 #define NBASE 48
+/* Written once (baseonce), read-only after. */
 static struct {
   char name[24];
   lua_CFunction f;
@@ -417,7 +437,7 @@ static void collect_base(void) {
     if (k && len < sizeof basefns[0].name && lua_iscfunction(L, -1) &&
         !lua_getupvalue(L, -1, 1)) {
       memcpy(basefns[nbasefns].name, k, len + 1);
-      basefns[nbasefns].f = strcmp(k, "print") == 0 ? goro_print : lua_tocfunction(L, -1);
+      basefns[nbasefns].f = strcmp(k, "print") == 0 ? print_line : lua_tocfunction(L, -1);
       nbasefns++;
     }
     lua_pop(L, 1);
@@ -488,8 +508,10 @@ static int panic(lua_State *L) {
 static gstate *gstate_new(void) {
   gstate *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  lua_State *L = lua_newstate(gstate_alloc, s);
+  s->park = park_new();
+  lua_State *L = s->park ? lua_newstate(gstate_alloc, s) : NULL;
   if (!L) {
+    park_free(s->park);
     free(s);
     return NULL;
   }
@@ -523,17 +545,12 @@ static gstate *gstate_new(void) {
 }
 
 /* Frees a pooled state, or the state of a goroutine the runtime stopped
-** with (after blockop_reap): with the elements it still owns. */
+** with (after park_reap): with the elements it still owns. */
 static void gstate_free(gstate *s) {
   if (!s) return;
-  xfer_drop_val(&s->sendv);
-  xfer_drop_val(&s->recvv);
-  for (int i = 0; i < s->ncases; i++) xfer_drop_val(&s->selvals[i]);
-  if (s->waitchan) goro_chan_unref(s->waitchan);
+  park_free(s->park);
   lua_close(s->L);
   xfer_free_protos(s);
-  free(s->cases);
-  free(s->selvals);
   free(s);
 }
 
@@ -570,9 +587,8 @@ static void scrub(gstate *s) {
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
   s->g = NULL;
-  s->parking = s->preempted = s->chain_ok = 0;
-  xfer_drop_val(&s->sendv);
-  xfer_drop_val(&s->recvv);
+  s->preempted = s->chain_ok = 0;
+  park_end(s->park);
 }
 
 static void report(gstate *s, goro_g *g, int st) {
@@ -594,7 +610,7 @@ static void report(gstate *s, goro_g *g, int st) {
   lua_concat(L, 2);
   size_t len;
   const char *full = lua_tolstring(L, -1, &len);
-  goro_post_error(full, len);
+  errq_post(full, len);
   lua_pop(L, 1);
 }
 
@@ -663,7 +679,7 @@ static goro_step gstep(goro_g *g, void *ud) {
       s = pool_get();
       if (!s) {
         static const char oom[] = "goroutine: out of memory creating its Lua state";
-        goro_post_error(oom, sizeof oom - 1);
+        errq_post(oom, sizeof oom - 1);
         xbuf_free(ud, true);
         return GORO_STEP_DONE;
       }
@@ -684,8 +700,8 @@ static goro_step gstep(goro_g *g, void *ud) {
   s->nargs = 0;
   if (st == LUA_YIELD) {
     lua_pop(s->co, nres);
-    if (s->parking) {
-      s->parking = 0;
+    if (s->park->parking) {
+      s->park->parking = 0;
       return GORO_STEP_PARKED;
     }
     s->preempted = 0;
@@ -694,7 +710,7 @@ static goro_step gstep(goro_g *g, void *ud) {
   s->memlimit = 0; /* done: what follows must not fail for the limit */
   if (st != LUA_OK) {
     report(s, g, st);
-    goro_resetthread(s->co);
+    reset_thread(s->co);
   }
   if (s->bootmsg) { /* decoding the spawn message failed */
     xbuf_free(s->bootmsg, true);
@@ -711,7 +727,7 @@ void gstate_reap(goro_g *g, void *ud) {
   if (!s || s->g != g) {
     xbuf_free(ud, true); /* never started */
   } else {
-    blockop_reap(s, g);
+    park_reap(s->park, g);
     s->g = NULL;
   }
 }
