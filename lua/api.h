@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "goro_lua.h"
+#include "gstate.h"
 #include "park.h"
 
 /* ------------------------------------------------------ argument checks

@@ -10,10 +10,11 @@
 **   lchan.c lselect.c ltime.c lwg.c lruntime.c (the API)   ffi.c (go.ffi)
 **   gstate.c (goroutine states)
 **   park.c (park or block)
-**   xfer.c (transfer)
+**   xfer_*.c (transfer)
 **   object.c (goro objects)   errors.c (error queue, print)   core/
-** except that xfer.c still reaches up to gstate.c (gstate_of, the state's
-** protos, gstate_opener, gstate_push_env) and to luaopen_goro.
+** What transfer needs of goroutine states (their globals, their library
+** openers, the prototypes they received) gstate.c hands down as a table of
+** functions (xfer_host, set below at start-up), so no file calls up.
 */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -170,6 +171,7 @@ int luaopen_goro(lua_State *L) {
   if (main && !goro_running()) {
     ltime_start();
     gstate_set_preload(preload);
+    xfer_set_host(&gstate_xfer_host);
     int rc = goro_start(0, gstate_reap);
     if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
     goro_set_cache_free(gstate_cache_free);

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "errors.h"
-#include "goro_lua.h"
+#include "gstate.h"
 #include "park.h"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -175,7 +175,7 @@ bool gstate_canpark(lua_State *L, gstate *s) {
 /* A goroutine's globals: a fresh table over the state's standard globals,
 ** made on first use (a goroutine that names no global never pays for it)
 ** and dropped by scrub(). */
-void gstate_push_env(lua_State *L) {
+static void push_env(lua_State *L) {
   if (!goro_self()) {
     lua_pushglobaltable(L);
     return;
@@ -410,8 +410,17 @@ static const struct lazylib lazylibs[] = {
 lua_CFunction gstate_opener(const char *name) {
   for (int i = 0; lazylibs[i].name; i++)
     if (strcmp(lazylibs[i].name, name) == 0) return lazylibs[i].open;
+  for (const luaL_Reg *m = preload; m && m->name; m++)
+    if (strcmp(m->name, name) == 0) return m->func;
   return NULL;
 }
+
+static xprotos *received_protos(lua_State *L) {
+  gstate *s = gstate_of(L);
+  return s ? &s->protos : NULL;
+}
+
+const xfer_host gstate_xfer_host = {push_env, gstate_opener, received_protos};
 
 /* The base library's functions (print, pairs, type...), collected once
 ** from a scratch state: they are light C functions, valid in any state, so
@@ -550,7 +559,7 @@ static void gstate_free(gstate *s) {
   if (!s) return;
   park_free(s->park);
   lua_close(s->L);
-  xfer_free_protos(s);
+  xfer_free_protos(&s->protos);
   free(s);
 }
 

@@ -38,7 +38,6 @@
 #include "lua.h"
 
 struct gobj;
-struct gstate;
 struct fnproto;
 
 /* A serialized message: the values, plus the references it holds (goro
@@ -81,6 +80,32 @@ typedef struct xproto {
   struct fnproto *fp; /* one reference held */
 } xproto;
 
+/* The prototypes a goroutine state received with its goroutines' entry
+** functions: a C array, not a Lua object, so a pooled state that never
+** sends pays 16 bytes. Embedded in the gstate (its owner); filled and
+** freed only by xfer_proto.c, on the thread running that state. */
+typedef struct xprotos {
+  xproto *v;
+  int n, cap;
+} xprotos;
+
+/* What transfer needs of the state it encodes from or decodes into. The
+** layer above (gstate.c) supplies it once, before the first transfer
+** (xfer_set_host), so that the transfer files never call up; until then a
+** state is taken for the main state (its globals, no received prototypes,
+** the standard openers). */
+typedef struct xfer_host {
+  /* the globals user code in L sees (a goroutine's own environment) */
+  void (*push_env)(lua_State *L);
+  /* the loader of a standard library or of a module goro preloads
+  ** ("goro", "goro.ffi"), or NULL */
+  lua_CFunction (*opener)(const char *name);
+  /* the received prototypes of L's goroutine, NULL in the main state */
+  xprotos *(*protos)(lua_State *L);
+} xfer_host;
+/* Called once, before the runtime starts; h is kept, not copied. */
+void xfer_set_host(const xfer_host *h);
+
 /* Encodes the value at idx into v (allocating an xbuf if needed). On error
 ** pushes nothing, leaves v as nil and raises a Lua error naming `what` (e.g.
 ** "argument 2") and the path to the bad value. */
@@ -112,6 +137,6 @@ void xfer_selfcheck(lua_State *L);
 /* Frees the message cache and the prototypes left (at runtime shutdown). */
 void xfer_fini(void);
 /* Drops the fnproto references a goroutine state holds (gstate_free). */
-void xfer_free_protos(struct gstate *s);
+void xfer_free_protos(xprotos *p);
 
 #endif

@@ -58,7 +58,7 @@ static void decode(dec *d);
 /* The receiver's globals (a goroutine's environment is made on demand). */
 static int dec_env(dec *d) {
   if (lua_isnil(d->L, d->env)) {
-    gstate_push_env(d->L);
+    xhost->push_env(d->L);
     lua_replace(d->L, d->env);
   }
   return d->env;

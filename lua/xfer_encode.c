@@ -480,7 +480,7 @@ static int encode_protected(lua_State *L) {
   e->L = L;
   e->idx = 2;
   lua_pushglobaltable(L);
-  gstate_push_env(L);
+  xhost->push_env(L);
   e->gidx = e->idx + e->n;
   e->envidx = e->gidx + 1;
   xbuf *b = e->b;

@@ -51,6 +51,11 @@
 #include <string.h>
 
 #include "goro_lua.h"
+#include "object.h"
+
+/* The services of the layer above (xfer_set_host; xfer_names.c holds it):
+** never NULL, the main state's defaults until set. */
+extern const xfer_host *xhost;
 
 #define XFER_MAXDEPTH 200 /* nesting limit: no C stack overflow */
 

@@ -14,6 +14,31 @@
 
 #include "xfer_int.h"
 
+/* --------------------------------------------------------------- the host */
+
+static void main_env(lua_State *L) { lua_pushglobaltable(L); }
+static lua_CFunction std_opener(const char *name) {
+  static const luaL_Reg std[] = {
+    {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
+    {LUA_IOLIBNAME, luaopen_io},        {LUA_OSLIBNAME, luaopen_os},
+    {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
+    {LUA_UTF8LIBNAME, luaopen_utf8},    {LUA_DBLIBNAME, luaopen_debug},
+    {LUA_LOADLIBNAME, luaopen_package}, {NULL, NULL}};
+  for (const luaL_Reg *l = std; l->name; l++)
+    if (strcmp(l->name, name) == 0) return l->func;
+  return NULL;
+}
+static xprotos *no_protos(lua_State *L) { (void)L; return NULL; }
+static const xfer_host main_host = {main_env, std_opener, no_protos};
+
+/* Written once by the main state before the runtime starts (no goroutine
+** runs yet), read-only after. */
+const xfer_host *xhost = &main_host;
+
+void xfer_set_host(const xfer_host *h) { xhost = h ? h : &main_host; }
+
+/* ------------------------------------------------------------ the names */
+
 const char *xfer_modname(lua_State *L, int idx) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODNAMES) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -92,19 +117,15 @@ void xfer_push_module(lua_State *L, const char *name) {
     return;
   }
   lua_pop(L, 2);
-  lua_CFunction open = gstate_opener(name);
-  if (open) {
-    luaL_requiref(L, name, open, 1);
-    return;
-  }
-  if (strcmp(name, "goro") == 0) {
-    luaL_requiref(L, name, luaopen_goro, 0);
+  lua_CFunction open = xhost->opener(name);
+  if (open) { /* a standard library becomes a global, as in lua.c */
+    luaL_requiref(L, name, open, strncmp(name, "goro", 4) != 0);
     return;
   }
   lua_pushglobaltable(L);
   if (lua_getfield(L, -1, "require") != LUA_TFUNCTION) {
     lua_pop(L, 2);
-    luaL_requiref(L, LUA_LOADLIBNAME, gstate_opener(LUA_LOADLIBNAME), 1);
+    luaL_requiref(L, LUA_LOADLIBNAME, xhost->opener(LUA_LOADLIBNAME), 1);
     lua_pop(L, 1);
     lua_pushglobaltable(L);
     lua_getfield(L, -1, "require");

@@ -319,26 +319,26 @@ static void fncache_fill(fnproto **slot, fnproto *fp) {
 ** and the caches do not grow with every hop. A C array in the gstate,
 ** not a Lua object: a pooled state that never sends pays 16 bytes. */
 static void remember_proto(lua_State *L, int idx, fnproto *fp) {
-  gstate *s = gstate_of(L);
+  xprotos *s = xhost->protos(L);
   if (!s) return;
-  if (s->nprotos == s->capprotos) {
-    int cap = s->capprotos ? 2 * s->capprotos : 1;
-    xproto *np = realloc(s->protos, sizeof *np * (size_t)cap);
+  if (s->n == s->cap) {
+    int cap = s->cap ? 2 * s->cap : 1;
+    xproto *np = realloc(s->v, sizeof *np * (size_t)cap);
     if (!np) return; /* only an optimization */
-    s->protos = np;
-    s->capprotos = cap;
+    s->v = np;
+    s->cap = cap;
   }
   fnproto_ref(fp); /* the gstate's */
-  s->protos[s->nprotos].key = protokey(L, idx);
-  s->protos[s->nprotos].fp = fp;
-  s->nprotos++;
+  s->v[s->n].key = protokey(L, idx);
+  s->v[s->n].fp = fp;
+  s->n++;
 }
 
-void xfer_free_protos(gstate *s) {
-  for (int i = 0; i < s->nprotos; i++) fnproto_unref(s->protos[i].fp);
-  free(s->protos);
-  s->protos = NULL;
-  s->nprotos = s->capprotos = 0;
+void xfer_free_protos(xprotos *s) {
+  for (int i = 0; i < s->n; i++) fnproto_unref(s->v[i].fp);
+  free(s->v);
+  s->v = NULL;
+  s->n = s->cap = 0;
 }
 
 fnproto *fnproto_get(lua_State *L, int idx) {
@@ -353,11 +353,11 @@ fnproto *fnproto_get(lua_State *L, int idx) {
   } else {
     lua_pop(L, 2);
   }
-  gstate *s = gstate_of(L);
-  for (int i = 0; s && i < s->nprotos; i++) {
-    if (s->protos[i].key == key) { /* received: it stays that fnproto */
-      fncache_fill(fncache_slot(L, idx), s->protos[i].fp);
-      return s->protos[i].fp;
+  xprotos *s = xhost->protos(L);
+  for (int i = 0; s && i < s->n; i++) {
+    if (s->v[i].key == key) { /* received: it stays that fnproto */
+      fncache_fill(fncache_slot(L, idx), s->v[i].fp);
+      return s->v[i].fp;
     }
   }
   fnproto **slot = fncache_slot(L, idx);
