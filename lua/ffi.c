@@ -518,26 +518,30 @@ static int buf_ptr(lua_State *L) {
   return 1;
 }
 
+/* The buffer at 1 and the C type at 2 of buf:get/buf:set: the address of
+** the value at the offset argument offarg (checked to fit in the buffer). */
+static unsigned char *buf_slot(lua_State *L, ctype *t, int offarg, const char *what) {
+  ffbuf *b = checkbuf(L, 1);
+  ctype_check(L, 2, t);
+  return b->data + checkoff(L, b, offarg, ctype_kinds[t->kind].size, what);
+}
+
 /* buf:get(ctype [, offset]): reads a C value (a pointer as light userdata) */
 static int buf_get(lua_State *L) {
-  ffbuf *b = checkbuf(L, 1);
   ctype t;
-  ctype_check(L, 2, &t);
-  size_t off = checkoff(L, b, 3, ctype_kinds[t.kind].size, "get");
+  unsigned char *at = buf_slot(L, &t, 3, "get");
   cval v;
-  memcpy(&v, b->data + off, ctype_kinds[t.kind].size); /* unaligned offsets are fine */
+  memcpy(&v, at, ctype_kinds[t.kind].size); /* unaligned offsets are fine */
   return pushcval(L, &t, &v, false);
 }
 
 /* buf:set(ctype, value [, offset]): writes a C value */
 static int buf_set(lua_State *L) {
-  ffbuf *b = checkbuf(L, 1);
   ctype t;
-  ctype_check(L, 2, &t);
-  size_t off = checkoff(L, b, 4, ctype_kinds[t.kind].size, "set");
+  unsigned char *at = buf_slot(L, &t, 4, "set");
   cval v;
   tocval(L, 3, &t, &v, "buffer:set", 0);
-  memcpy(b->data + off, &v, ctype_kinds[t.kind].size);
+  memcpy(at, &v, ctype_kinds[t.kind].size);
   return 0;
 }
 
@@ -605,26 +609,30 @@ static const luaL_Reg buf_methods[] = {
   {"len", buf_len}, {"tostring", buf_tostring}, {"ptr", buf_ptr}, {"get", buf_get},
   {"set", buf_set}, {NULL, NULL}};
 
+/* Registers the goro-object metatable name (methods as __index, then the
+** metamethods meta) unless the state has it. */
+static void open_objmt(lua_State *L, const char *name, const luaL_Reg *methods,
+                       const luaL_Reg *meta) {
+  if (luaL_getmetatable(L, name) == LUA_TNIL) {
+    gobj_newmt(L, name);
+    if (methods) {
+      lua_newtable(L);
+      luaL_setfuncs(L, methods, 0);
+      lua_setfield(L, -2, "__index");
+    }
+    luaL_setfuncs(L, meta, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Registers the metatables in a state lacking them (gobj openmt). */
 static void open_mts(lua_State *L) {
-  if (luaL_getmetatable(L, MT_LIB) == LUA_TNIL) {
-    gobj_newmt(L, MT_LIB);
-    luaL_newlib(L, lib_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lib_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (luaL_getmetatable(L, MT_FUNC) == LUA_TNIL) {
-    gobj_newmt(L, MT_FUNC);
-    lua_pushcfunction(L, func_call);
-    lua_setfield(L, -2, "__call");
-    lua_pushcfunction(L, func_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg lib_meta[] = {{"__tostring", lib_tostring}, {NULL, NULL}};
+  static const luaL_Reg func_meta[] = {
+    {"__call", func_call}, {"__tostring", func_tostring}, {NULL, NULL}};
+  open_objmt(L, MT_LIB, lib_methods, lib_meta);
+  open_objmt(L, MT_FUNC, NULL, func_meta);
   if (luaL_newmetatable(L, MT_BUF)) {
     luaL_newlib(L, buf_methods);
     lua_setfield(L, -2, "__index");
