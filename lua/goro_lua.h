@@ -19,15 +19,7 @@
 
 #include "goro.h"
 
-#if LUA_VERSION_NUM != 504
-#error "goro needs Lua 5.4"
-#endif
-
-#if LUA_VERSION_RELEASE_NUM >= 50406
-#define goro_resetthread(L) lua_closethread((L), NULL)
-#else
-#define goro_resetthread(L) lua_resetthread(L)
-#endif
+#include "luacompat.h" /* the differences between 5.4 releases */
 
 /* ---------------------------------------------------------- shared objects
 ** A goro object (channel, waitgroup, mutex, ...) is a C struct shared by
@@ -122,6 +114,8 @@ void xfer_unguard(lua_State *L, int idx);
 /* Per-state setup of the transfer machinery (module/C-function maps). */
 void xfer_init_state(lua_State *L);
 void xfer_selfcheck(lua_State *L);
+/* Whether the self-check passed: functions are cached per prototype. */
+bool xfer_protokeys(void);
 /* Frees the message cache (at runtime shutdown). */
 void xfer_fini(void);
 /* Drops the fnproto references a goroutine state holds (gstate_free). */

@@ -217,7 +217,7 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
   lua_xmove(co, L, 1); /* error object */
   if (wrap) {
     if (st != LUA_ERRMEM) {
-      goro_resetthread(co);
+      luacompat_closethread(co, L);
       if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);
@@ -692,9 +692,10 @@ static goro_step gstep(goro_g *g, void *ud) {
     return GORO_STEP_YIELDED;
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
+  bool reusable = true;
   if (st != LUA_OK) {
     report(s, g, st);
-    goro_resetthread(s->co);
+    reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */
   }
   if (s->bootmsg) { /* decoding the spawn message failed */
     xbuf_free(s->bootmsg, true);
@@ -702,7 +703,8 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   scrub(s);
   *(gstate **)goro_cache(g) = NULL;
-  pool_put(s);
+  if (reusable) pool_put(s);
+  else gstate_free(s);
   return GORO_STEP_DONE;
 }
 

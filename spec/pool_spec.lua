@@ -4,7 +4,9 @@ local lu = require "luaunit"
 local go = require "goro"
 local gpool = require "goro.pool"
 
-local LUA = os.getenv("GORO_LUA") or "lua5.4"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local LUA = S.LUA -- the interpreter the suite was given
 
 local function sum_to(n) return n * (n + 1) // 2 end
 

@@ -9,8 +9,6 @@ local with_procs, for_procs, run_lua, shq, scaled = S.with_procs, S.for_procs, S
 
 -- STRESS_SCALE (set by the sanitizer runs) shrinks the stress counts.
 
--- The interpreter running this spec (lua5.4, or the sanitizer host).
-
 ---------------------------------------------------------------------------
 
 for_procs("test_ten_thousand_goroutines_each_run_exactly_once", {1, 2, 4}, function()
