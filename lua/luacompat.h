@@ -22,9 +22,11 @@
 ** guessed from the release.
 **
 ** Lua's own rules that differ by release, which the specs check per release
-** (spec/support.lua, S.lua_release): an error raised in __close while an
-** error unwinds replaces that error from 5.4.3 on; before, it is a warning
-** and the first error stays.
+** (spec/support.lua, S.lua_release; goroutines follow them as plain Lua):
+**   - an error raised in __close while an error unwinds replaces that error
+**     from 5.4.3 on; before, it is a warning and the first error stays;
+**   - the __close of a thread being reset after an error receives that
+**     error from 5.4.3 on; before, nil.
 */
 #ifndef LUACOMPAT_H
 #define LUACOMPAT_H
