@@ -6,7 +6,7 @@ local gpool = require "goro.pool"
 
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
+local recv, range = S.recv, S.range -- with a watchdog: a regression fails, never hangs
 local LUA = S.LUA -- the interpreter the suite was given
 
 local function sum_to(n) return n * (n + 1) // 2 end
@@ -306,7 +306,7 @@ end
 
 function test_pipeline_gen_sq_prints_squares_in_order()
   local got = {}
-  for v in go.pipeline(go.generate(2, 3, 4), function(n) return n * n end):range() do
+  for v in range(go.pipeline(go.generate(2, 3, 4), function(n) return n * n end)) do
     got[#got + 1] = v
   end
   lu.assertEquals(got, {4, 9, 16})
@@ -320,7 +320,7 @@ function test_pipeline_chains_stages_and_filters()
     function(n) return n * 10 end,
     {fn = function(n) return n + 1 end, buffer = 4})
   local got = {}
-  for v in out:range() do got[#got + 1] = v end
+  for v in range(out) do got[#got + 1] = v end
   lu.assertEquals(#got, 50)
   lu.assertEquals(got[1], 21) -- single-worker stages keep the order
   lu.assertEquals(got[50], 1001)
@@ -331,7 +331,7 @@ function test_pipeline_fan_out_stage_merges_every_result()
     {fn = function(n) return n * n end, workers = 4},
     {fn = function(n) return n + 1 end, workers = 2})
   local n, sum = 0, 0
-  for v in out:range() do n, sum = n + 1, sum + v end
+  for v in range(out) do n, sum = n + 1, sum + v end
   lu.assertEquals(n, 500)
   lu.assertEquals(sum, 500 * 501 * 1001 // 6 + 500)
 end
@@ -348,7 +348,7 @@ function test_merge_fans_in_every_value_and_keeps_each_inputs_order()
   go(function() for i = 1, 50 do b:send("b" .. i) end; b:close() end)
   go(function() c:close() end)
   local last, n = {a = 0, b = 0}, 0
-  for v in go.merge(a, b, c):range() do
+  for v in range(go.merge(a, b, c)) do
     local src, i = v:sub(1, 1), tonumber(v:sub(2))
     lu.assertEquals(i, last[src] + 1)
     last[src] = i
@@ -356,7 +356,7 @@ function test_merge_fans_in_every_value_and_keeps_each_inputs_order()
   end
   lu.assertEquals(n, 100)
   lu.assertEquals(last, {a = 50, b = 50})
-  local _, ok = go.merge():recv() -- nothing to merge: closed at once
+  local _, ok = recv(go.merge()) -- nothing to merge: closed at once
   lu.assertFalse(ok)
   lu.assertErrorMsgContains("merge argument 2 is not a channel", go.merge, a, {})
 end

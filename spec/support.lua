@@ -67,6 +67,15 @@ function S.recv(ch, seconds)
   return v, ok
 end
 
+-- ch:range() with a watchdog on each receive (S.recv): the values until ch
+-- is closed and drained.
+function S.range(ch, seconds)
+  return function()
+    local v, ok = S.recv(ch, seconds)
+    if ok then return v end
+  end
+end
+
 -- Runs body with GOMAXPROCS = n, then puts the old value back (also when
 -- body fails: its error is re-raised).
 function S.with_procs(n, body)
