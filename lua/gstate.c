@@ -214,10 +214,14 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
     lua_xmove(co, L, nres);
     return lua_gettop(L) - base;
   }
+  if (wrap && st != LUA_ERRMEM) lua_pushvalue(co, -1); /* the error stays for the close */
   lua_xmove(co, L, 1); /* error object */
   if (wrap) {
     if (st != LUA_ERRMEM) {
-      luacompat_closethread(co, L);
+      if (luacompat_closethread(co, L) != LUA_OK && luacompat_close_replaces()) {
+        lua_pop(L, 1); /* as luaB_auxwrap: the error after closing (a __close's) */
+        lua_xmove(co, L, 1);
+      }
       if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);

@@ -24,7 +24,9 @@
 ** Lua's own rules that differ by release, which the specs check per release
 ** (spec/support.lua, S.lua_release; goroutines follow them as plain Lua):
 **   - an error raised in __close while an error unwinds replaces that error
-**     from 5.4.3 on; before, it is a warning and the first error stays;
+**     from 5.4.3 on; before, it is a warning and the first error stays (so
+**     coroutine.wrap raises a failing __close's error from 5.4.3 on: goro's
+**     wrap asks luacompat_close_replaces);
 **   - the __close of a thread being reset after an error receives that
 **     error from 5.4.3 on; before, nil.
 */
@@ -54,6 +56,11 @@ static inline int luacompat_closethread(lua_State *L, lua_State *from) {
   return lua_resetthread(L);
 #endif
 }
+
+/* Whether an error raised in __close replaces the error being unwound (Lua
+** 5.4.3 on): probed once on a scratch state (luacompat.c), as the release
+** number cannot tell 5.4.3 from 5.4.0. */
+bool luacompat_close_replaces(void);
 
 /* Resets L for reuse: true if it can run again (its status is LUA_OK);
 ** false if it keeps an error status (5.4.3 after any error, 5.4.0 to 5.4.2

@@ -64,7 +64,7 @@ for_procs("test_buffered_channel_keeps_order_between_goroutines", {1, 2}, functi
   go.wait()
 end)
 
-function test_len_and_cap()
+function test_len_counts_buffered_values_and_cap_is_the_capacity()
   local u, b = go.chan(), go.chan(5)
   lu.assertEquals(u:cap(), 0)
   lu.assertEquals(#u, 0)

@@ -26,7 +26,7 @@ end
 
 -- ------------------------------------------------------------ every type
 
-function test_int_long_and_long_long_calls()
+function test_int_long_and_long_long_arguments_and_results_stay_integers()
   local abs = C:func("int abs(int)")
   local labs = C:func("long labs(long)")
   local llabs = C:func("long long llabs(long long)")
@@ -69,7 +69,7 @@ function test_char_parameter_takes_a_byte_or_a_one_byte_string()
   assert_goro_error("an integer or a one-byte string (char), got string", toupper_c, "ab")
 end
 
-function test_size_t_and_const_char_pointer()
+function test_size_t_results_and_const_char_pointer_arguments_take_strings_and_buffers()
   local strlen = C:func("size_t strlen(const char *s)")
   lu.assertEquals(strlen("hello"), 5)
   lu.assertEquals(strlen(""), 0)
@@ -82,7 +82,7 @@ function test_ssize_t_returns_negative_values()
   lu.assertEquals(write(-1, "x", 1), -1) -- EBADF
 end
 
-function test_double_and_float()
+function test_double_and_float_arguments_and_results_keep_their_precision()
   local sqrt = C:func("double sqrt(double)")
   local cos = C:func("double cos(double x)")
   local pow = C:func("double pow(double, double)")
@@ -151,7 +151,7 @@ function test_void_pointers_malloc_memcpy_memset_free()
   lu.assertEquals(dst:tostring(5), "goro!")
 end
 
-function test_getpid()
+function test_getpid_returns_this_process_id()
   local getpid = C:func("pid_t getpid(void)")
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("n")
@@ -223,7 +223,7 @@ function test_buffer_get_and_set_every_type()
   lu.assertEquals(ffi.sizeof("uint16_t"), 2)
 end
 
-function test_buffer_errors()
+function test_buffer_errors_name_the_offset_the_type_and_the_value()
   local b = ffi.buffer(8)
   assert_goro_error("offset 5 out of range for 4 bytes", b.get, b, "int", 5)
   assert_goro_error("offset -1 out of range", b.set, b, "int", 1, -1)

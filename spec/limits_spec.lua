@@ -90,7 +90,7 @@ function test_memory_stays_bounded_when_goroutines_spawn_goroutines()
     local n = 1
     if d > 0 then
       for _ = 1, 2 do go(node, d - 1, kids) end
-      for _ = 1, 2 do n = n + recv(kids) end
+      for _ = 1, 2 do n = n + kids:recv() end
     end
     up:send(n)
   end

@@ -124,4 +124,23 @@ function test_a_failing_wrapped_coroutine_closes_its_variables()
   lu.assertEquals(recv(c), in_main)
 end
 
+-- The same with a __close that fails: from 5.4.3 its error is the one
+-- raised (Lua's rule, probed by lua/luacompat.c), before the body's stays.
+function test_a_wrapped_coroutine_whose_close_fails_raises_what_plain_lua_raises()
+  local function failing_close()
+    local f = coroutine.wrap(function()
+      local x <close> = setmetatable({}, {__close = function() error("close-err", 0) end})
+      coroutine.yield(1)
+      error("body-err", 0)
+    end)
+    f()
+    return select(2, pcall(f))
+  end
+  local expected = S.lua_release >= 3 and "close-err" or "body-err"
+  lu.assertEquals(failing_close(), expected, S.LUA_RELEASE .. ", plain Lua")
+  local c = go.chan(1)
+  go(function() c:send(failing_close()) end)
+  lu.assertEquals(recv(c), expected, S.LUA_RELEASE .. ", a goroutine")
+end
+
 os.exit(lu.LuaUnit.run())

@@ -128,7 +128,7 @@ function test_two_goroutines_are_busy_at_the_same_time()
         for _ = 1, 20000 do
           if #other > 0 then seen = true; break end
         end
-        recv(mine)
+        mine:recv()
         if seen then
           res:send(true)
           if not stop:closed() then pcall(stop.close, stop) end
