@@ -5,7 +5,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
-local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
+local recv, range = S.recv, S.range -- with a watchdog: a regression fails, never hangs
 local for_procs, scaled, eventually = S.for_procs, S.scaled, S.eventually
 
 ---------------------------------------------------------------------------
@@ -20,7 +20,7 @@ for_procs("test_unbuffered_send_waits_for_a_receiver", {1, 2}, function()
   go.sleep(0.05)
   lu.assertEquals({sent:tryrecv()}, {nil, false}, "unbuffered send finished without a receiver")
   lu.assertEquals(#c, 0)
-  lu.assertEquals({c:recv()}, {"hello", true})
+  lu.assertEquals({recv(c)}, {"hello", true})
   lu.assertEquals({recv(sent)}, {true, true})
   go.wait()
 end)
@@ -56,7 +56,7 @@ for_procs("test_buffered_channel_keeps_order_between_goroutines", {1, 2}, functi
     c:close()
   end)
   local expect = 1
-  for v in c:range() do
+  for v in range(c) do
     lu.assertEquals(v, expect)
     expect = expect + 1
   end

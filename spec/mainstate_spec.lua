@@ -27,7 +27,10 @@ for_procs("test_main_blocks_in_recv_until_a_goroutine_sends", {1, 2}, function()
     go.sleep(0.05) -- main is blocked in recv meanwhile
     c:send("late value")
   end)
-  lu.assertEquals({c:recv()}, {"late value", true})
+  local stop = S.watchdog(c)
+  local got = {c:recv()}
+  stop()
+  lu.assertEquals(got, {"late value", true})
   go.wait()
 end)
 
@@ -368,9 +371,11 @@ function test_main_state_ops_inside_a_sort_comparator()
     while go.select{{c, "send", 1}, {quit, "recv"}} == 1 do end
   end)
   local t = {5, 4, 3, 2, 1}
+  local stop = S.watchdog(c)
   table.sort(t, function(a, b) c:recv(); return a < b end)
-  lu.assertEquals(t, {1, 2, 3, 4, 5})
   quit:close()
+  stop()
+  lu.assertEquals(t, {1, 2, 3, 4, 5})
   go.wait()
 end
 

@@ -67,6 +67,26 @@ function S.recv(ch, seconds)
   return v, ok
 end
 
+-- A watchdog for a receive that must stay ch's own (the subject of a test):
+-- if ch yields nothing for seconds (default 20) times SLOW, it is closed,
+-- so the receive returns. Returns stop(): it ends the watchdog and fails
+-- the test if the watchdog fired. (Its timer is stopped: a pending one
+-- would hide a deadlock from the detector.)
+function S.watchdog(ch, seconds)
+  local stop, fired = go.chan(), go.chan(1)
+  go(function()
+    local t = go.timer((seconds or 20) * S.SLOW)
+    local i = go.select{{stop, "recv"}, {t.c, "recv"}}
+    t:stop()
+    if i == 2 then pcall(ch.close, ch) end
+    fired:send(i == 2)
+  end)
+  return function()
+    stop:close()
+    if S.recv(fired) then require("luaunit").fail("timed out waiting for a value") end
+  end
+end
+
 -- ch:range() with a watchdog on each receive (S.recv): the values until ch
 -- is closed and drained.
 function S.range(ch, seconds)
