@@ -21,9 +21,7 @@
 #include "goro.h"
 #include "object.h"
 
-#if LUA_VERSION_NUM != 504
-#error "goro needs Lua 5.4"
-#endif
+#include "luacompat.h" /* the differences between 5.4 releases */
 
 /* ---------------------------------------------------------- transfer */
 

@@ -34,12 +34,6 @@
 #include "gstate.h"
 #include "park.h"
 
-#if LUA_VERSION_RELEASE_NUM >= 50406
-#define reset_thread(L) lua_closethread((L), NULL)
-#else
-#define reset_thread(L) lua_resetthread(L)
-#endif
-
 #define PREEMPT_SIGNAL SIGURG
 
 /* ------------------------------------------------------------ preemption
@@ -233,10 +227,14 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
     lua_xmove(co, L, nres);
     return lua_gettop(L) - base;
   }
+  if (wrap && st != LUA_ERRMEM) lua_pushvalue(co, -1); /* the error stays for the close */
   lua_xmove(co, L, 1); /* error object */
   if (wrap) {
     if (st != LUA_ERRMEM) {
-      reset_thread(co);
+      if (luacompat_closethread(co, L) != LUA_OK && luacompat_close_replaces()) {
+        lua_pop(L, 1); /* as luaB_auxwrap: the error after closing (a __close's) */
+        lua_xmove(co, L, 1);
+      }
       if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);
@@ -717,9 +715,10 @@ static goro_step gstep(goro_g *g, void *ud) {
     return GORO_STEP_YIELDED;
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
+  bool reusable = true;
   if (st != LUA_OK) {
     report(s, g, st);
-    reset_thread(s->co);
+    reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */
   }
   if (s->bootmsg) { /* decoding the spawn message failed */
     xbuf_free(s->bootmsg, true);
@@ -727,7 +726,8 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   scrub(s);
   *(gstate **)goro_cache(g) = NULL;
-  pool_put(s);
+  if (reusable) pool_put(s);
+  else gstate_free(s);
   return GORO_STEP_DONE;
 }
 

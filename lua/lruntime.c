@@ -126,6 +126,10 @@ static int l_stats(lua_State *L) {
   SETI("chanops", st.chanops);
   SETI("preemptions", st.preemptions);
   SETI("retakes", st.retakes);
+  lua_pushliteral(L, LUACOMPAT_RELEASE); /* the Lua release goro was built for */
+  lua_setfield(L, -2, "lua");
+  lua_pushboolean(L, xfer_protokeys()); /* false: the closure-layout self-check failed */
+  lua_setfield(L, -2, "closure_layout");
   return 1;
 }
 

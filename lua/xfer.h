@@ -134,6 +134,8 @@ void xfer_unguard(lua_State *L, int idx);
 /* Per-state setup of the transfer machinery (module/C-function maps). */
 void xfer_init_state(lua_State *L);
 void xfer_selfcheck(lua_State *L);
+/* Whether the self-check passed: functions are cached per prototype. */
+bool xfer_protokeys(void);
 /* Frees the message cache and the prototypes left (at runtime shutdown). */
 void xfer_fini(void);
 /* Drops the fnproto references a goroutine state holds (gstate_free). */

@@ -22,6 +22,7 @@
 ** prototype's string constants, the globals its code may name.
 */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,19 +86,36 @@ static const void *protokey(lua_State *L, int idx) {
   return ((const lclosure_view *)cl)->p;
 }
 
-void xfer_selfcheck(lua_State *L) {
+static bool selfcheck(lua_State *L) {
   static const char chunk[] = "local function mk(a) return function() return a end end "
                               "return mk, mk(1), mk(2), function(b) return b end";
-  protokeys_ok = false;
-  if (luaL_loadstring(L, chunk) != LUA_OK) { lua_pop(L, 1); return; }
-  if (lua_pcall(L, 0, 4, 0) != LUA_OK) { lua_pop(L, 1); return; }
+  if (luaL_loadstring(L, chunk) != LUA_OK) { lua_pop(L, 1); return false; }
+  if (lua_pcall(L, 0, 4, 0) != LUA_OK) { lua_pop(L, 1); return false; }
   const lclosure_view *mk = lua_topointer(L, -4), *a = lua_topointer(L, -3),
                       *b = lua_topointer(L, -2), *c = lua_topointer(L, -1);
-  protokeys_ok = a != b && a->p == b->p && a->p != mk->p && c->p != a->p &&
-                 a->nupvalues == 1 && c->nupvalues == 0 && mk->nupvalues == 0 &&
-                 a->tt == b->tt && a->tt == mk->tt && a->p != NULL;
+  bool ok = a != b && a->p == b->p && a->p != mk->p && c->p != a->p &&
+            a->nupvalues == 1 && c->nupvalues == 0 && mk->nupvalues == 0 &&
+            a->tt == b->tt && a->tt == mk->tt && a->p != NULL;
   lua_pop(L, 4);
+  return ok;
 }
+
+/* The fallback is said once per process (and in go.stats().closure_layout),
+** so that a layout change in a future Lua shows up instead of only
+** slowing spawns down. */
+void xfer_selfcheck(lua_State *L) {
+  static bool warned; /* main state's thread only */
+  protokeys_ok = selfcheck(L);
+  if (!protokeys_ok && !warned) {
+    warned = true;
+    fprintf(stderr, "goro: the closure layout of %s is not the one goro reads "
+            "(lua/xfer_proto.c, lclosure_view): functions are cached per closure "
+            "instead of per prototype, so spawns are slower; please report this "
+            "with the output of `lua -v`\n", LUACOMPAT_RELEASE);
+  }
+}
+
+bool xfer_protokeys(void) { return protokeys_ok; }
 
 /* ------------------------------------------- string constants of a dump */
 

@@ -4,6 +4,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local eventually = S.eventually
 local context = require "goro.context"
 
@@ -37,7 +38,7 @@ function test_cancel_closes_done_and_sets_err()
   cancel()
   lu.assertTrue(ctx:done():closed())
   lu.assertEquals(ctx:err(), "context canceled")
-  local _, ok = ctx:done():recv()
+  local _, ok = recv(ctx:done())
   lu.assertFalse(ok)
   cancel() -- again: no effect, no error
   lu.assertEquals(ctx:err(), "context canceled")
@@ -49,8 +50,8 @@ function test_cancelling_a_parent_cancels_the_whole_subtree()
   local grandchild, cancel_gc = context.with_cancel(child)
   local valued = context.with_value(grandchild, "k", "v")
   cancel()
-  grandchild:done():recv()
-  valued:done():recv()
+  recv(grandchild:done())
+  recv(valued:done())
   lu.assertEquals(child:err(), "context canceled")
   lu.assertEquals(grandchild:err(), "context canceled")
   lu.assertEquals(valued:err(), "context canceled")
@@ -66,7 +67,7 @@ function test_cancelling_a_child_leaves_its_parent_alone()
   lu.assertNil(parent:err())
   lu.assertNil(sibling:err())
   cancel()
-  sibling:done():recv()
+  recv(sibling:done())
   cancel_sibling()
 end
 
@@ -85,7 +86,7 @@ function test_timeout_ends_with_deadline_exceeded()
   lu.assertTrue(ok)
   lu.assertAlmostEquals(dl, t0 + 0.05, 0.02)
   lu.assertNil(ctx:err())
-  ctx:done():recv()
+  recv(ctx:done())
   lu.assertTrue(go.now() - t0 >= 0.045)
   lu.assertEquals(ctx:err(), "context deadline exceeded")
   cancel() -- cancelling afterwards keeps the first error
@@ -112,7 +113,7 @@ function test_a_child_keeps_its_parents_earlier_deadline()
   lu.assertEquals(child:deadline(), pdl)
   local tighter, cancel_t = context.with_timeout(parent, 0.01)
   lu.assertTrue(tighter:deadline() < pdl)
-  child:done():recv()
+  recv(child:done())
   -- cancelled by the parent's deadline: it reports the parent's error
   lu.assertEquals(child:err(), "context deadline exceeded")
   lu.assertEquals(tighter:err(), "context deadline exceeded")
@@ -122,7 +123,7 @@ end
 function test_with_cancel_under_a_timed_out_parent_reports_deadline_exceeded()
   local parent, cancel = context.with_timeout(bg, 0.02)
   local child, cancel_child = context.with_cancel(parent)
-  child:done():recv()
+  recv(child:done())
   lu.assertEquals(child:err(), "context deadline exceeded")
   cancel(); cancel_child()
 end
@@ -150,15 +151,15 @@ function test_values_and_cancellation_travel_to_goroutines()
     ctx:done():recv()
     got:send(ctx:err())
   end)
-  lu.assertEquals(got:recv(), "t-1")
+  lu.assertEquals(recv(got), "t-1")
   cancel()
-  lu.assertEquals(got:recv(), "context canceled")
+  lu.assertEquals(recv(got), "context canceled")
 end
 
 function test_a_goroutine_may_cancel_and_main_sees_it()
   local ctx, cancel = context.with_cancel(bg)
   go(function() cancel() end)
-  ctx:done():recv()
+  recv(ctx:done())
   lu.assertEquals(ctx:err(), "context canceled")
 end
 
@@ -182,7 +183,7 @@ function test_workers_stop_on_cancel_in_a_select_loop()
   cancel()
   wg:wait()
   local total = 0
-  for _ = 1, 3 do total = total + done:recv() end
+  for _ = 1, 3 do total = total + recv(done) end
   lu.assertEquals(total, 465) -- every job sent was taken before the stop
 end
 

@@ -4,6 +4,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local eventually = S.eventually
 local context = go.context
 
@@ -13,7 +14,7 @@ function test_wait_returns_nil_after_every_task_ran()
   for i = 1, 40 do g:go(function() sum:send(i) end) end
   lu.assertNil(g:wait())
   local total = 0
-  for _ = 1, 40 do total = total + sum:recv() end
+  for _ = 1, 40 do total = total + recv(sum) end
   lu.assertEquals(total, 820)
   lu.assertEquals(#sum, 0)
 end
@@ -57,7 +58,7 @@ function test_a_failing_task_does_not_crash_the_program()
   lu.assertStrContains(g:wait(), "attempt to index a nil value")
   local ch = go.chan()
   go(function() ch:send(1) end)
-  lu.assertEquals(ch:recv(), 1) -- no goroutine error pending
+  lu.assertEquals(recv(ch), 1) -- no goroutine error pending
 end
 
 function test_the_first_error_wins()
@@ -88,8 +89,8 @@ function test_the_first_error_cancels_the_others_context()
   local t0 = go.now()
   lu.assertEquals(g:wait(), "something went wrong")
   lu.assertTrue(go.now() - t0 < 2, "the others were not cancelled")
-  lu.assertEquals(outcome:recv(), "canceled")
-  lu.assertEquals(outcome:recv(), "canceled")
+  lu.assertEquals(recv(outcome), "canceled")
+  lu.assertEquals(recv(outcome), "canceled")
   lu.assertEquals(ctx:err(), "context canceled")
 end
 
@@ -129,7 +130,7 @@ function test_set_limit_bounds_the_running_tasks()
     end)
   end
   lu.assertNil(g:wait())
-  local p = peak:recv()
+  local p = recv(peak)
   lu.assertTrue(p <= 2 and p >= 1, "peak " .. p)
 end
 
@@ -172,7 +173,7 @@ function test_tasks_may_add_tasks_to_the_group()
   end
   lu.assertNil(g:wait())
   local total = 0
-  while #sum > 0 do total = total + sum:recv() end
+  while #sum > 0 do total = total + recv(sum) end
   lu.assertEquals(total, 15 * 6)
 end
 
@@ -181,7 +182,7 @@ function test_go_passes_arguments_and_checks_its_function()
   local out = go.chan(1)
   g:go(function(a, b) out:send(a .. b) end, "x", "y")
   lu.assertNil(g:wait())
-  lu.assertEquals(out:recv(), "xy")
+  lu.assertEquals(recv(out), "xy")
   lu.assertErrorMsgContains("errgroup go needs a function", g.go, g, 42)
   lu.assertIs(go.errgroup, require("goro.errgroup").errgroup)
 end

@@ -1,11 +1,13 @@
--- examples/: each example runs as a child process (the interpreter of
--- $GORO_LUA, else lua5.4, with this process's LUA_PATH / LUA_CPATH) and
+-- examples/: each example runs as a child process (the interpreter the
+-- suite was given, S.LUA, with this process's LUA_PATH / LUA_CPATH) and
 -- prints what its Go original prints; where Go's order is not
 -- deterministic, the checks are order-insensitive. Sleeps run 20x faster
 -- (GORO_TIME_SCALE).
 local lu = require "luaunit"
 
-local LUA = os.getenv("GORO_LUA") or "lua5.4"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local LUA = S.shq(S.LUA)
 local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end

@@ -5,6 +5,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local with_procs = S.with_procs
 local ffi = go.ffi
 local C = ffi.C
@@ -25,7 +26,7 @@ end
 
 -- ------------------------------------------------------------ every type
 
-function test_int_long_and_long_long_calls()
+function test_int_long_and_long_long_arguments_and_results_stay_integers()
   local abs = C:func("int abs(int)")
   local labs = C:func("long labs(long)")
   local llabs = C:func("long long llabs(long long)")
@@ -68,7 +69,7 @@ function test_char_parameter_takes_a_byte_or_a_one_byte_string()
   assert_goro_error("an integer or a one-byte string (char), got string", toupper_c, "ab")
 end
 
-function test_size_t_and_const_char_pointer()
+function test_size_t_results_and_const_char_pointer_arguments_take_strings_and_buffers()
   local strlen = C:func("size_t strlen(const char *s)")
   lu.assertEquals(strlen("hello"), 5)
   lu.assertEquals(strlen(""), 0)
@@ -81,7 +82,7 @@ function test_ssize_t_returns_negative_values()
   lu.assertEquals(write(-1, "x", 1), -1) -- EBADF
 end
 
-function test_double_and_float()
+function test_double_and_float_arguments_and_results_keep_their_precision()
   local sqrt = C:func("double sqrt(double)")
   local cos = C:func("double cos(double x)")
   local pow = C:func("double pow(double, double)")
@@ -150,7 +151,7 @@ function test_void_pointers_malloc_memcpy_memset_free()
   lu.assertEquals(dst:tostring(5), "goro!")
 end
 
-function test_getpid()
+function test_getpid_returns_this_process_id()
   local getpid = C:func("pid_t getpid(void)")
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("n")
@@ -222,7 +223,7 @@ function test_buffer_get_and_set_every_type()
   lu.assertEquals(ffi.sizeof("uint16_t"), 2)
 end
 
-function test_buffer_errors()
+function test_buffer_errors_name_the_offset_the_type_and_the_value()
   local b = ffi.buffer(8)
   assert_goro_error("offset 5 out of range for 4 bytes", b.get, b, "int", 5)
   assert_goro_error("offset -1 out of range", b.set, b, "int", 1, -1)
@@ -257,7 +258,7 @@ function test_declaration_is_shared_by_reference_across_goroutines()
     for j = 1, 1000 do want = want + (i + j) % 17 end
   end
   for _ = 1, 8 do
-    local r = results:recv()
+    local r = recv(results)
     got = got + r[1]
     lu.assertEquals(r[2], tostring(strlen)) -- the same C object
   end
@@ -276,7 +277,7 @@ function test_library_shared_and_declared_inside_goroutines()
   end
   local crc32 = z:func("unsigned long crc32(unsigned long, const void *, unsigned int)")
   for _ = 1, 4 do
-    local r = sums:recv()
+    local r = recv(sums)
     local s = string.rep(tostring(r[1]), 1000)
     lu.assertEquals(r[2], crc32(0, s, #s))
   end
@@ -293,7 +294,7 @@ function test_buffers_inside_goroutines()
     end)
   end
   local seen = {}
-  for _ = 1, 4 do seen[out:recv()] = true end
+  for _ = 1, 4 do seen[recv(out)] = true end
   for i = 1, 4 do lu.assertTrue(seen["goroutine " .. i]) end
 end
 
@@ -319,7 +320,7 @@ function test_blocking_keyword_in_the_declaration()
     local done = go.chan(8)
     local t0 = go.now()
     for _ = 1, 8 do go(function() done:send(usleep(200000)) end) end
-    for _ = 1, 8 do lu.assertEquals(done:recv(), 0) end
+    for _ = 1, 8 do lu.assertEquals(recv(done), 0) end
     lu.assertTrue(go.now() - t0 < 0.6)
   end)
   lu.assertEquals(usleep(1000), 0) -- in the main state: a plain call
@@ -341,7 +342,7 @@ function test_long_plain_call_is_retaken_not_interrupted()
       end)
     end
     for _ = 1, 4 do
-      local r = done:recv()
+      local r = recv(done)
       lu.assertEquals(r[1], 0)
       lu.assertTrue(r[2] >= 0.099, "usleep returned early: " .. r[2])
     end
@@ -418,7 +419,7 @@ function test_bad_calls_raise_goro_errors_naming_function_and_argument()
   lu.assertEquals(abs(-1), 1)
   local ch = go.chan(1)
   go(function() ch:send(pcall(abs, "x")) end)
-  lu.assertFalse(ch:recv())
+  lu.assertFalse(recv(ch))
 end
 
 function test_objects_print_what_they_are()

@@ -6,6 +6,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local for_procs, run_lua = S.for_procs, S.run_lua
 
 local DEADLOCK = "all goroutines are asleep - deadlock!"
@@ -26,7 +27,10 @@ for_procs("test_main_blocks_in_recv_until_a_goroutine_sends", {1, 2}, function()
     go.sleep(0.05) -- main is blocked in recv meanwhile
     c:send("late value")
   end)
-  lu.assertEquals({c:recv()}, {"late value", true})
+  local stop = S.watchdog(c)
+  local got = {c:recv()}
+  stop()
+  lu.assertEquals(got, {"late value", true})
   go.wait()
 end)
 
@@ -37,7 +41,7 @@ for_procs("test_main_blocks_in_send_until_a_goroutine_receives", {1, 2}, functio
     got:send(c:recv())
   end)
   c:send("to goroutine")
-  lu.assertEquals(got:recv(), "to goroutine")
+  lu.assertEquals(recv(got), "to goroutine")
   go.wait()
 end)
 
@@ -70,7 +74,7 @@ function test_main_waiting_while_every_goroutine_is_blocked_forever_is_a_deadloc
       never:recv()
     end)
   end
-  for _ = 1, 5 do started:recv() end
+  for _ = 1, 5 do recv(started) end
   local other = go.chan()
   assert_deadlock(other.recv, other)
   -- go.wait too
@@ -82,7 +86,7 @@ function test_main_waiting_while_every_goroutine_is_blocked_forever_is_a_deadloc
   lu.assertEquals(go.numgoroutine(), 0)
   local c = go.chan()
   go(function() c:send("alive") end)
-  lu.assertEquals(c:recv(), "alive")
+  lu.assertEquals(recv(c), "alive")
   go.wait()
 end
 
@@ -116,7 +120,7 @@ function test_a_goroutine_busy_in_lua_is_not_a_deadlock()
     while os.clock() - t < 0.2 do end
     c:send("done computing")
   end)
-  lu.assertEquals(c:recv(), "done computing")
+  lu.assertEquals(recv(c), "done computing")
   go.wait()
 end
 
@@ -129,7 +133,7 @@ for_procs("test_a_goroutine_in_a_blocking_call_is_not_a_deadlock", {1, 2}, funct
     end, 21)
     c:send(r)
   end)
-  lu.assertEquals(c:recv(), 42)
+  lu.assertEquals(recv(c), 42)
   go.wait()
 end)
 
@@ -141,7 +145,7 @@ function test_blocking_returns_results_and_propagates_errors()
     local ok, err = pcall(go.blocking, function() error("inside blocking", 0) end)
     c:send({r, ok, err})
   end)
-  local r = c:recv()
+  local r = recv(c)
   lu.assertEquals(r[1], {3, 1, nil, 3})
   lu.assertFalse(r[2])
   lu.assertEquals(r[3], "inside blocking")
@@ -158,13 +162,13 @@ for_procs("test_blocking_call_hands_off_its_p", {1}, function()
     end)
     c:send("blocking done")
   end)
-  entered:recv()
+  recv(entered)
   go(function()
     for i = 1, 1000 do ticks:send(i) end
     c:send("worker done")
   end)
-  lu.assertEquals(c:recv(), "worker done")
-  lu.assertEquals(c:recv(), "blocking done")
+  lu.assertEquals(recv(c), "worker done")
+  lu.assertEquals(recv(c), "blocking done")
   lu.assertEquals(#ticks, 1000)
   go.wait()
 end)
@@ -197,7 +201,7 @@ for_procs("test_parking_inside_a_coroutine_wrap_iterator", {1, 2}, function()
   end)
   for i = 1, 500 do c:send(i) end
   c:close()
-  lu.assertEquals(res:recv(), {125250, 500})
+  lu.assertEquals(recv(res), {125250, 500})
   go.wait()
 end)
 
@@ -232,7 +236,7 @@ for_procs("test_parking_inside_nested_coroutines_with_resume", {1, 2}, function(
     end
   end)
   for _, v in ipairs({"a", "b", "c"}) do c:send(v) end
-  local r = res:recv()
+  local r = recv(res)
   lu.assertEquals(r[1], {1, 2, 3})
   lu.assertEquals(r[2], {"a", "b", "c", "inner done"})
   go.wait()
@@ -265,7 +269,7 @@ for_procs("test_parking_in_a_coroutine_while_other_goroutines_run", {1, 2}, func
   end
   for i = 1, n do feeds[i]:close() end
   local total = 0
-  for _ = 1, n do total = total + res:recv() end
+  for _ = 1, n do total = total + recv(res) end
   lu.assertEquals(total, n * 210)
   go.wait()
 end)
@@ -284,7 +288,7 @@ for_procs("test_go_yield_inside_a_user_coroutine_is_invisible", {1, 2}, function
     for v in gen do got[#got + 1] = v end
     res:send(got)
   end)
-  lu.assertEquals(res:recv(), {1, 2, 3, 4, 5})
+  lu.assertEquals(recv(res), {1, 2, 3, 4, 5})
   go.yield() -- in main: returns
   go.wait()
 end)
@@ -309,7 +313,7 @@ for_procs("test_channel_ops_in_a_table_sort_comparator", {1, 2}, function()
     ask:close()
     res:send({t, calls})
   end)
-  local r = res:recv()
+  local r = recv(res)
   for i = 2, #r[1] do lu.assertTrue(r[1][i - 1] < r[1][i], "not sorted at " .. i) end
   lu.assertEquals(#r[1], 40)
   lu.assertTrue(r[2] > 0)
@@ -329,7 +333,7 @@ for_procs("test_channel_ops_in_a_gsub_callback", {1, 2}, function()
     words:close()
     res:send(s)
   end)
-  lu.assertEquals(res:recv(), "ONE TWO THREE")
+  lu.assertEquals(recv(res), "ONE TWO THREE")
   go.wait()
 end)
 
@@ -345,7 +349,7 @@ for_procs("test_sleep_and_select_in_a_sort_comparator", {1, 2}, function()
     end)
     res:send(t)
   end)
-  lu.assertEquals(res:recv(), {1, 2, 3})
+  lu.assertEquals(recv(res), {1, 2, 3})
   go.wait()
 end)
 
@@ -357,7 +361,7 @@ function test_channel_ops_in_a_metamethod_inside_a_goroutine()
   end)
   c:send("1")
   c:send("2")
-  lu.assertEquals(res:recv(), "1x2y")
+  lu.assertEquals(recv(res), "1x2y")
   go.wait()
 end
 
@@ -367,9 +371,11 @@ function test_main_state_ops_inside_a_sort_comparator()
     while go.select{{c, "send", 1}, {quit, "recv"}} == 1 do end
   end)
   local t = {5, 4, 3, 2, 1}
+  local stop = S.watchdog(c)
   table.sort(t, function(a, b) c:recv(); return a < b end)
-  lu.assertEquals(t, {1, 2, 3, 4, 5})
   quit:close()
+  stop()
+  lu.assertEquals(t, {1, 2, 3, 4, 5})
   go.wait()
 end
 

@@ -4,7 +4,10 @@ local lu = require "luaunit"
 local go = require "goro"
 local gpool = require "goro.pool"
 
-local LUA = os.getenv("GORO_LUA") or "lua5.4"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local recv, range = S.recv, S.range -- with a watchdog: a regression fails, never hangs
+local LUA = S.LUA -- the interpreter the suite was given
 
 local function sum_to(n) return n * (n + 1) // 2 end
 
@@ -289,7 +292,7 @@ function test_map_runs_its_items_in_parallel_goroutines()
   end)
   local out = go.map({1, 2, 3, 4}, function(x)
     arrived:send(x)
-    go_on:recv()
+    recv(go_on)
     return go.id()
   end, {workers = 4, chunk = 1})
   local ids, n = {}, 0
@@ -303,7 +306,7 @@ end
 
 function test_pipeline_gen_sq_prints_squares_in_order()
   local got = {}
-  for v in go.pipeline(go.generate(2, 3, 4), function(n) return n * n end):range() do
+  for v in range(go.pipeline(go.generate(2, 3, 4), function(n) return n * n end)) do
     got[#got + 1] = v
   end
   lu.assertEquals(got, {4, 9, 16})
@@ -317,7 +320,7 @@ function test_pipeline_chains_stages_and_filters()
     function(n) return n * 10 end,
     {fn = function(n) return n + 1 end, buffer = 4})
   local got = {}
-  for v in out:range() do got[#got + 1] = v end
+  for v in range(out) do got[#got + 1] = v end
   lu.assertEquals(#got, 50)
   lu.assertEquals(got[1], 21) -- single-worker stages keep the order
   lu.assertEquals(got[50], 1001)
@@ -328,7 +331,7 @@ function test_pipeline_fan_out_stage_merges_every_result()
     {fn = function(n) return n * n end, workers = 4},
     {fn = function(n) return n + 1 end, workers = 2})
   local n, sum = 0, 0
-  for v in out:range() do n, sum = n + 1, sum + v end
+  for v in range(out) do n, sum = n + 1, sum + v end
   lu.assertEquals(n, 500)
   lu.assertEquals(sum, 500 * 501 * 1001 // 6 + 500)
 end
@@ -345,7 +348,7 @@ function test_merge_fans_in_every_value_and_keeps_each_inputs_order()
   go(function() for i = 1, 50 do b:send("b" .. i) end; b:close() end)
   go(function() c:close() end)
   local last, n = {a = 0, b = 0}, 0
-  for v in go.merge(a, b, c):range() do
+  for v in range(go.merge(a, b, c)) do
     local src, i = v:sub(1, 1), tonumber(v:sub(2))
     lu.assertEquals(i, last[src] + 1)
     last[src] = i
@@ -353,18 +356,18 @@ function test_merge_fans_in_every_value_and_keeps_each_inputs_order()
   end
   lu.assertEquals(n, 100)
   lu.assertEquals(last, {a = 50, b = 50})
-  local _, ok = go.merge():recv() -- nothing to merge: closed at once
+  local _, ok = recv(go.merge()) -- nothing to merge: closed at once
   lu.assertFalse(ok)
   lu.assertErrorMsgContains("merge argument 2 is not a channel", go.merge, a, {})
 end
 
 function test_generate_sends_its_values_then_closes()
   local ch = go.generate("x", 2, 3.5, true)
-  lu.assertEquals(ch:recv(), "x")
-  lu.assertEquals(math.type(ch:recv()), "integer")
-  lu.assertEquals(ch:recv(), 3.5)
-  lu.assertTrue(ch:recv())
-  local _, ok = ch:recv()
+  lu.assertEquals(recv(ch), "x")
+  lu.assertEquals(math.type(recv(ch)), "integer")
+  lu.assertEquals(recv(ch), 3.5)
+  lu.assertTrue(recv(ch))
+  local _, ok = recv(ch)
   lu.assertFalse(ok)
   lu.assertIs(go.generate, gpool.generate)
 end
@@ -402,7 +405,7 @@ function test_limiter_is_shared_by_its_copies_in_goroutines()
   end
   wg:wait()
   local total = 0
-  for _ = 1, 4 do total = total + got:recv() end
+  for _ = 1, 4 do total = total + recv(got) end
   lu.assertTrue(total >= 5 and total <= 7, "allowed " .. total) -- the burst, +~1 refill
 end
 

@@ -9,9 +9,11 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local with_procs = S.with_procs
 
 local TSAN = os.getenv("GORO_TSAN") == "1"
+local NO_SIGNALS = "under ThreadSanitizer no signal reaches a pure-Lua loop"
 
 -- A goroutine that spins until told to stop; returns (stop, spins) channels.
 local function spinner(body)
@@ -38,46 +40,46 @@ local function pingpong(rounds)
 end
 
 function test_busy_loop_does_not_stop_a_pingpong_pair_on_one_P()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local before = go.stats().preemptions
     local stop, spins = spinner()
     local done = pingpong(200)
-    lu.assertEquals(done:recv(), 200)
+    lu.assertEquals(recv(done), 200)
     stop:send(true)
-    lu.assertTrue(spins:recv() > 0)
+    lu.assertTrue(recv(spins) > 0)
     lu.assertTrue(go.stats().preemptions > before)
   end)
 end
 
 function test_two_busy_loops_share_one_P()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local s1, n1 = spinner()
     local s2, n2 = spinner()
     -- both must make progress: each reports after it saw its stop
     go.sleep(0.1)
     s1:send(true) s2:send(true)
-    lu.assertTrue(n1:recv() > 0)
-    lu.assertTrue(n2:recv() > 0)
+    lu.assertTrue(recv(n1) > 0)
+    lu.assertTrue(recv(n2) > 0)
   end)
 end
 
 function test_preemption_inside_nested_calls()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local function level3(x) return x + 1 end
     local function level2(x) return level3(x) * 1 end
     local function level1(x) return level2(x) end
     local stop, spins = spinner(function() level1(1) end)
-    lu.assertEquals(pingpong(50):recv(), 50)
+    lu.assertEquals(recv(pingpong(50)), 50)
     stop:send(true)
-    lu.assertTrue(spins:recv() > 0)
+    lu.assertTrue(recv(spins) > 0)
   end)
 end
 
 function test_preemption_inside_a_user_coroutine_is_invisible_to_it()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local out = go.chan(1)
     local stop = go.chan(1)
@@ -102,15 +104,15 @@ function test_preemption_inside_a_user_coroutine_is_invisible_to_it()
         if ok then out:send(expect - 1) return end
       end
     end)
-    lu.assertEquals(pingpong(50):recv(), 50)
+    lu.assertEquals(recv(pingpong(50)), 50)
     stop:send(true)
-    local r = out:recv()
+    local r = recv(out)
     lu.assertEquals(math.type(r), "integer", r)
   end)
 end
 
 function test_no_yield_inside_a_non_yieldable_region()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local res = go.chan(1)
     go(function()
@@ -125,13 +127,13 @@ function test_no_yield_inside_a_non_yieldable_region()
       res:send(ok and "sorted" or tostring(err))
     end)
     local done = pingpong(20)
-    lu.assertEquals(res:recv(), "sorted")
-    lu.assertEquals(done:recv(), 20)
+    lu.assertEquals(recv(res), "sorted")
+    lu.assertEquals(recv(done), 20)
   end)
 end
 
 function test_user_debug_hooks_keep_working()
-  if TSAN then return end
+  lu.skipIf(TSAN, NO_SIGNALS)
   with_procs(1, function()
     local res = go.chan(1)
     go(function()
@@ -145,9 +147,9 @@ function test_user_debug_hooks_keep_working()
       res:send({same = h == hook, mask = mask, count = count, calls = calls})
     end)
     local spin_stop, spins = spinner()
-    local r = res:recv()
+    local r = recv(res)
     spin_stop:send(true)
-    spins:recv()
+    recv(spins)
     lu.assertTrue(r.same, "the user's hook was replaced")
     lu.assertEquals(r.count, 1000)
     lu.assertTrue(r.calls > 10000)
@@ -166,7 +168,7 @@ function test_os_execute_does_not_stall_its_P()
     wg:wait()
     local elapsed = go.now() - t0
     stop:send(true)
-    lu.assertTrue(spins:recv() > 0)
+    lu.assertTrue(recv(spins) > 0)
     lu.assertTrue(elapsed < 1.5, string.format("4 x sleep 0.5 took %.2f s", elapsed))
   end)
 end
@@ -221,8 +223,8 @@ function test_a_long_C_call_does_not_keep_its_P()
       stop:close()
       res:send({t0, t1, t[1] == 0 and t[#t] == #t - 1})
     end)
-    local r = res:recv()
-    local cov = coverage(ticks:recv(), r[1], r[2])
+    local r = recv(res)
+    local cov = coverage(recv(ticks), r[1], r[2])
     lu.assertTrue(r[3], "not sorted")
     lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s call")
       :format(cov * 100, r[2] - r[1]))
@@ -247,9 +249,9 @@ function test_a_blocking_call_goro_does_not_wrap_does_not_keep_its_P()
       stop:close()
       res:send({t0, t1, got})
     end)
-    local r = res:recv()
+    local r = recv(res)
     lu.assertEquals(r[3], "x")
-    local cov = coverage(ticks:recv(), r[1], r[2])
+    local cov = coverage(recv(ticks), r[1], r[2])
     lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s read")
       :format(cov * 100, r[2] - r[1]))
   end)
@@ -283,13 +285,13 @@ function test_a_retaken_goroutine_works_on_without_its_P()
     end)
     local got, span = {}, nil
     for _ = 1, 4 do
-      local v = res:recv()
+      local v = recv(res)
       if type(v) == "table" then span = v else got[#got + 1] = v end
     end
     table.sort(got)
     lu.assertEquals(got, {"blocking 42", "spawned", "woken 1"})
     lu.assertTrue(span[3], "not sorted")
-    local cov = coverage(ticks:recv(), span[1], span[2])
+    local cov = coverage(recv(ticks), span[1], span[2])
     lu.assertTrue(cov > 0.5, ("the other goroutine ran during %.0f%% of the %.2f s call")
       :format(cov * 100, span[2] - span[1]))
   end)
@@ -301,8 +303,8 @@ function test_blocking_returns_results_and_keeps_others_running()
     go(function()
       r:send({go.blocking(function(a, b) os.execute("sleep 0.2") return a + b, "x" end, 1, 2)})
     end)
-    lu.assertEquals(pingpong(100):recv(), 100)
-    lu.assertEquals(r:recv(), {3, "x"})
+    lu.assertEquals(recv(pingpong(100)), 100)
+    lu.assertEquals(recv(r), {3, "x"})
   end)
 end
 
@@ -312,7 +314,7 @@ function test_blocking_reraises_errors()
     local ok, err = pcall(go.blocking, function() error("inside blocking") end)
     r:send({ok, tostring(err)})
   end)
-  local res = r:recv()
+  local res = recv(r)
   lu.assertFalse(res[1])
   lu.assertStrContains(res[2], "inside blocking")
 end

@@ -1,15 +1,19 @@
--- repl_spec.lua — goro in the interactive interpreter: `lua5.4 -i` driven
+-- repl_spec.lua — goro in the interactive interpreter: `lua -i` driven
 -- through a pipe. Globals defined on earlier lines reach goroutines spawned
 -- on later ones; a goroutine's error or a deadlock is reported at the next
 -- interaction and the REPL goes on.
 --
--- Always the real lua5.4 from PATH (the sanitizer host has no REPL). When
--- the module on LUA_CPATH is a sanitizer build, its runtimes are preloaded.
+-- The REPL is the interpreter the suite was given (GORO_LUA); the sanitizer
+-- host has none, so under make asan/tsan it is lua5.4 from PATH when that
+-- is the release the module was built for (else the tests are skipped).
+-- When the module on LUA_CPATH is a sanitizer build, its runtimes are
+-- preloaded.
 local lu = require "luaunit"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local S = require "support"
+local shq = S.shq
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local REPL = "lua5.4"
+local REPL, NO_REPL = S.repl_interpreter()
 
 -- Environment prefix that lets plain lua5.4 load the module found on
 -- package.cpath (LD_PRELOAD of the sanitizer runtimes it links, if any).
@@ -31,15 +35,16 @@ local function env_prefix()
 end
 local ENV = env_prefix()
 
--- Feeds `lines` to `lua5.4 -i`; returns the exit status and everything it
+-- Feeds `lines` to `REPL -i`; returns the exit status and everything it
 -- wrote (stdout and stderr together, in order).
 local function repl(lines)
+  if not REPL then lu.skip(NO_REPL) end
   local input = os.tmpname()
   local f = assert(io.open(input, "w"))
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
   local p = io.popen(string.format("%stimeout 60 %s -i < %s 2>&1; echo \"::rc=$?\"",
-    ENV, REPL, shq(input)))
+    ENV, shq(REPL), shq(input)))
   local out = p:read("a")
   p:close()
   os.remove(input)

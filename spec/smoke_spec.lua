@@ -2,11 +2,13 @@
 -- goroutine; the area specs go deeper.
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local recv = require("support").recv -- with a watchdog
 
 function test_goroutine_sends_to_main()
   local ch = go.chan()
   go(function(x) ch:send(x * 2) end, 21)
-  lu.assertEquals(ch:recv(), 42)
+  lu.assertEquals(recv(ch), 42)
 end
 
 os.exit(lu.LuaUnit.run())

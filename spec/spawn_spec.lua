@@ -5,11 +5,10 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local with_procs, for_procs, run_lua, shq, scaled = S.with_procs, S.for_procs, S.run_lua, S.shq, S.scaled
 
 -- STRESS_SCALE (set by the sanitizer runs) shrinks the stress counts.
-
--- The interpreter running this spec (lua5.4, or the sanitizer host).
 
 ---------------------------------------------------------------------------
 
@@ -21,7 +20,7 @@ for_procs("test_ten_thousand_goroutines_each_run_exactly_once", {1, 2, 4}, funct
   end
   local seen, sum = {}, 0
   for _ = 1, n do
-    local k, ok = c:recv()
+    local k, ok = recv(c)
     lu.assertTrue(ok)
     lu.assertNil(seen[k], "goroutine " .. tostring(k) .. " ran twice")
     seen[k] = true
@@ -38,7 +37,7 @@ function test_spawn_passes_every_argument_in_order()
   go(function(...)
     c:send({n = select("#", ...), ...})
   end, 1, 2.5, "three", true, nil, false, {x = {y = "deep"}}, nil)
-  local got = c:recv()
+  local got = recv(c)
   lu.assertEquals(got.n, 8)
   lu.assertEquals(got[1], 1)
   lu.assertEquals(math.type(got[1]), "integer")
@@ -56,7 +55,7 @@ function test_spawn_with_no_arguments_and_the_spawn_alias()
   local c = go.chan(2)
   go(function(...) c:send(select("#", ...)) end)
   go.spawn(function(a) c:send(a) end, "alias")
-  local got = {(c:recv()), (c:recv())}
+  local got = {(recv(c)), (recv(c))}
   table.sort(got, function(a, b) return tostring(a) < tostring(b) end)
   lu.assertEquals(got, {0, "alias"})
   go.wait()
@@ -89,7 +88,7 @@ for_procs("test_goroutines_spawn_goroutines", {1, 2}, function()
   local total = 2 ^ (depth + 1) - 1
   local seen, count = {}, 0
   for _ = 1, total do
-    local id = c:recv()
+    local id = recv(c)
     lu.assertNil(seen[id])
     seen[id] = true
     count = count + 1
@@ -108,7 +107,7 @@ function test_goroutine_uses_the_go_module_it_captured()
     go(function() inner:send(go.id()) end)
     c:send(inner:recv())
   end)
-  local id = c:recv()
+  local id = recv(c)
   lu.assertEquals(math.type(id), "integer")
   lu.assertTrue(id > 0)
   go.wait()
@@ -141,7 +140,7 @@ function test_two_goroutines_are_busy_at_the_same_time()
     end
     go(worker, tokA, tokB)
     go(worker, tokB, tokA)
-    local a, b = res:recv(), res:recv()
+    local a, b = recv(res), recv(res)
     go.wait()
     lu.assertTrue(a or b, "the two goroutines never ran at the same time")
     lu.assertTrue(go.stats().threads >= 2, "fewer than 2 threads ran goroutines")
@@ -170,7 +169,7 @@ for_procs("test_waitgroup_waits_for_every_done", {1, 2}, function()
   lu.assertEquals({released:tryrecv()}, {nil, false})
   wg:done()
   wg:done()
-  for _ = 1, 5 do lu.assertTrue(released:recv()) end
+  for _ = 1, 5 do lu.assertTrue(recv(released)) end
   -- reusable after reaching zero
   wg:add(1)
   go(function() wg:done() end)
@@ -203,7 +202,7 @@ function test_gomaxprocs_reads_and_sets()
   -- goroutines still run after each change
   local c = go.chan()
   go(function() c:send("ran with 3") end)
-  lu.assertEquals(c:recv(), "ran with 3")
+  lu.assertEquals(recv(c), "ran with 3")
   lu.assertEquals(go.gomaxprocs(old), 3)
   lu.assertEquals(go.gomaxprocs(), old)
   go.wait()
@@ -213,7 +212,7 @@ function test_stats_reports_scheduler_figures()
   local before = go.stats().spawned
   local c = go.chan(10)
   for i = 1, 10 do go(function() c:send(i) end) end
-  for _ = 1, 10 do c:recv() end
+  for _ = 1, 10 do recv(c) end
   go.wait()
   local st = go.stats()
   for _, k in ipairs({"gomaxprocs", "threads", "goroutines", "spawned", "steals", "handoffs",
@@ -234,7 +233,7 @@ for_procs("test_a_spinning_goroutine_does_not_starve_the_others", {1}, function(
     res:send(#flag > 0)
   end)
   go(function() flag:send(true) end)
-  lu.assertTrue(res:recv(), "the spinning goroutine was never preempted")
+  lu.assertTrue(recv(res), "the spinning goroutine was never preempted")
   go.wait()
 end)
 
@@ -251,7 +250,7 @@ for_procs("test_preemption_inside_a_user_coroutine_is_invisible", {1}, function(
     res:send({coroutine.resume(co)})
   end)
   go(function() flag:send(true) end)
-  lu.assertEquals(res:recv(), {true, "finished", true})
+  lu.assertEquals(recv(res), {true, "finished", true})
   go.wait()
 end)
 
@@ -265,7 +264,7 @@ function test_numgoroutine_counts_live_goroutines_and_returns_to_baseline()
       gate:recv()
     end)
   end
-  for _ = 1, 100 do started:recv() end
+  for _ = 1, 100 do recv(started) end
   lu.assertEquals(go.numgoroutine(), base + 100)
   gate:close()
   go.wait()
@@ -278,7 +277,7 @@ function test_goroutine_ids_are_distinct_integers()
   for _ = 1, n do go(function() c:send(go.id()) end) end
   local seen = {}
   for _ = 1, n do
-    local id = c:recv()
+    local id = recv(c)
     lu.assertEquals(math.type(id), "integer")
     lu.assertTrue(id > 0)
     lu.assertNil(seen[id], "id " .. tostring(id) .. " given twice")
@@ -327,7 +326,7 @@ function test_require_in_goroutine_sees_package_path_set_after_require_goro()
   -- goroutine states are pooled: let many of them open `package` first
   local c = go.chan(64)
   for _ = 1, 64 do go(function() c:send(pcall(require, "goro")) end) end
-  for _ = 1, 64 do c:recv() end
+  for _ = 1, 64 do recv(c) end
   go.wait()
   local old = package.path
   package.path = dir .. "/?.lua;" .. package.path
@@ -338,7 +337,7 @@ function test_require_in_goroutine_sees_package_path_set_after_require_goro()
     end)
   end
   local got = {}
-  for i = 1, 64 do got[i] = c:recv() end
+  for i = 1, 64 do got[i] = recv(c) end
   package.path = old
   go.wait()
   os.remove(dir .. "/goro_spec_late.lua")
@@ -354,7 +353,7 @@ function test_require_goro_inside_a_goroutine_gives_a_working_module()
     g.spawn(function() inner:send("from grandchild") end)
     c:send(inner:recv())
   end)
-  lu.assertEquals(c:recv(), "from grandchild")
+  lu.assertEquals(recv(c), "from grandchild")
   go.wait()
 end
 
@@ -370,7 +369,7 @@ function test_require_of_standard_library_names_works_in_goroutines()
     end
     c:send(r)
   end)
-  local r = c:recv()
+  local r = recv(c)
   go.wait()
   for i, name in ipairs(names) do
     lu.assertEquals(r[i], true, "require '" .. name .. "' in a goroutine: " .. tostring(r[i]))
@@ -410,7 +409,7 @@ function test_standard_libraries_work_inside_goroutines()
     r.tostring = tostring(12) .. tostring(1.5)
     c:send(r)
   end, path)
-  local r = c:recv()
+  local r = recv(c)
   os.remove(path)
   go.wait()
   lu.assertEquals(r.upper, "ABC")
@@ -445,7 +444,7 @@ for_procs("test_globals_of_a_goroutine_do_not_leak_to_the_next", {1, 2}, functio
       rawset(_G, "leaked_raw", r)
       c:send({before, leaked_via_G, leaked_raw})
     end, round)
-    local got = c:recv()
+    local got = recv(c)
     lu.assertNil(got[1], "round " .. round .. " saw a global of an earlier goroutine")
     lu.assertEquals(got[2], round)
     lu.assertEquals(got[3], round)
@@ -464,7 +463,7 @@ function test_goroutine_cannot_overwrite_a_standard_global_for_others()
       tostring = function() return "hacked" end -- only this goroutine's globals
       c:send(was)
     end)
-    lu.assertEquals(c:recv(), "1")
+    lu.assertEquals(recv(c), "1")
     go.wait()
   end
 end

@@ -5,9 +5,36 @@ local go = require "goro"
 
 local S = {}
 
--- The interpreter running this spec (the sanitizer host under make
--- tsan/asan), for child processes.
-S.LUA = arg and arg[-1] or "lua5.4"
+-- The interpreter running this spec: the one the suite was given
+-- (GORO_LUA: the sanitizer host under make tsan/asan, a release's own under
+-- make test-lua-versions). Every child process runs it.
+S.LUA = arg and arg[-1] or os.getenv("GORO_LUA") or "lua5.4"
+
+-- The Lua release the module was built for ("Lua 5.4.6"), and its release
+-- number (6): specs that check Lua's own rules check them by release (the
+-- rules: lua/luacompat.h).
+S.LUA_RELEASE = go.stats().lua
+S.lua_release = tonumber(S.LUA_RELEASE:match("^Lua 5%.4%.(%d+)$"))
+
+-- The release an interpreter reports with -v ("Lua 5.4.6"), or nil when it
+-- has no -v (the sanitizer host).
+function S.release_of(lua)
+  local p = io.popen(S.shq(lua) .. " -v 2>/dev/null")
+  local out = p:read("a")
+  p:close()
+  return out:match("^(Lua 5%.4%.%d+)")
+end
+
+-- An interpreter with a REPL (-i) for the module: the suite's own when it
+-- has one; else (the sanitizer host has none) lua5.4 from PATH if it is the
+-- release the module was built for. nil and the reason when there is none.
+function S.repl_interpreter()
+  if S.release_of(S.LUA) then return S.LUA end
+  local sys = S.release_of("lua5.4")
+  if sys == S.LUA_RELEASE then return "lua5.4" end
+  return nil, ("%s has no REPL and lua5.4 is %s, not %s"):format(S.LUA, tostring(sys),
+    S.LUA_RELEASE)
+end
 
 -- Sanitizer and valgrind runs are slower: time limits scale by SLOW.
 S.SLOW = (os.getenv("GORO_TSAN") or os.getenv("GORO_VALGRIND")) and 10
@@ -38,6 +65,35 @@ function S.recv(ch, seconds)
   t:stop()
   if i ~= 1 then require("luaunit").fail("timed out waiting for a value") end
   return v, ok
+end
+
+-- A watchdog for a receive that must stay ch's own (the subject of a test):
+-- if ch yields nothing for seconds (default 20) times SLOW, it is closed,
+-- so the receive returns. Returns stop(): it ends the watchdog and fails
+-- the test if the watchdog fired. (Its timer is stopped: a pending one
+-- would hide a deadlock from the detector.)
+function S.watchdog(ch, seconds)
+  local stop, fired = go.chan(), go.chan(1)
+  go(function()
+    local t = go.timer((seconds or 20) * S.SLOW)
+    local i = go.select{{stop, "recv"}, {t.c, "recv"}}
+    t:stop()
+    if i == 2 then pcall(ch.close, ch) end
+    fired:send(i == 2)
+  end)
+  return function()
+    stop:close()
+    if S.recv(fired) then require("luaunit").fail("timed out waiting for a value") end
+  end
+end
+
+-- ch:range() with a watchdog on each receive (S.recv): the values until ch
+-- is closed and drained.
+function S.range(ch, seconds)
+  return function()
+    local v, ok = S.recv(ch, seconds)
+    if ok then return v end
+  end
 end
 
 -- Runs body with GOMAXPROCS = n, then puts the old value back (also when

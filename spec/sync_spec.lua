@@ -4,6 +4,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local eventually = S.eventually
 local sync = require "goro.sync"
 
@@ -85,10 +86,10 @@ function test_trylock_fails_while_held_and_succeeds_after_unlock()
   lu.assertTrue(mu:trylock())
   local res = go.chan()
   go(function() res:send(mu:trylock()) end)
-  lu.assertFalse(res:recv())
+  lu.assertFalse(recv(res))
   mu:unlock()
   go(function() res:send(mu:trylock()) end)
-  lu.assertTrue(res:recv())
+  lu.assertTrue(recv(res))
   mu:unlock()
 end
 
@@ -96,7 +97,7 @@ function test_a_mutex_may_be_unlocked_by_another_goroutine()
   local mu, done = go.mutex(), go.chan()
   mu:lock()
   go(function() mu:unlock(); done:send(true) end)
-  done:recv()
+  recv(done)
   lu.assertTrue(mu:trylock())
   mu:unlock()
 end
@@ -107,15 +108,15 @@ function test_lock_blocks_until_the_holder_unlocks()
   go(function() mu:lock(); order:send("goroutine"); mu:unlock() end)
   order:send("main")
   mu:unlock()
-  lu.assertEquals(order:recv(), "main")
-  lu.assertEquals(order:recv(), "goroutine")
+  lu.assertEquals(recv(order), "main")
+  lu.assertEquals(recv(order), "goroutine")
 end
 
 function test_mutex_copies_share_one_lock()
   local mu = go.mutex()
   local ch = go.chan(1)
   ch:send(mu) -- a copy of the handle travels through the channel
-  local copy = ch:recv()
+  local copy = recv(ch)
   lu.assertNotIs(copy, mu)
   copy:lock()
   lu.assertFalse(mu:trylock())
@@ -127,12 +128,12 @@ end
 function test_main_locking_a_mutex_no_goroutine_will_unlock_is_a_deadlock()
   local mu, locked = go.mutex(), go.chan()
   go(function() mu:lock(); locked:send(true); go.chan():recv() end) -- holds forever
-  locked:recv()
+  recv(locked)
   lu.assertErrorMsgContains("all goroutines are asleep - deadlock!", mu.lock, mu)
   -- the runtime stays usable
   local ch = go.chan()
   go(function() ch:send(7) end)
-  lu.assertEquals(ch:recv(), 7)
+  lu.assertEquals(recv(ch), 7)
 end
 
 -- ------------------------------------------------------------- rwmutex
@@ -150,7 +151,7 @@ function test_rwmutex_lets_readers_in_together()
     end)
   end
   local seen = 0
-  for _ = 1, 5 do seen = seen + inside:recv() end -- all five hold it at once
+  for _ = 1, 5 do seen = seen + recv(inside) end -- all five hold it at once
   lu.assertEquals(seen, 15)
   lu.assertFalse(rw:trylock())
   release:close()
@@ -207,8 +208,8 @@ function test_a_waiting_writer_blocks_new_readers()
   local reader_in = go.chan(1)
   go(function() rw:rlock(); reader_in:send(true); rw:runlock() end)
   guard:runlock()
-  lu.assertTrue(wrote:recv())
-  lu.assertTrue(reader_in:recv())
+  lu.assertTrue(recv(wrote))
+  lu.assertTrue(recv(reader_in))
 end
 
 function test_rlock_guard_closes_its_read_lock()
@@ -258,7 +259,7 @@ function test_rlocker_locks_the_read_side()
   end))
   ready:recv(); ready:send(true)
   c:broadcast()
-  lu.assertTrue(woke:recv())
+  lu.assertTrue(recv(woke))
 end
 
 -- ------------------------------------------------------------- once
@@ -281,13 +282,13 @@ function test_once_callers_wait_until_the_first_call_returns()
   go(function()
     once:call(function() started:send(true); go.sleep(0.05); write(value, "ready") end)
   end)
-  started:recv() -- the first call is running
+  recv(started) -- the first call is running
   for _ = 1, 5 do
     wg:add(1)
     go(function() once:call(function() end); seen:send(read(value)); wg:done() end)
   end
   wg:wait()
-  for _ = 1, 5 do lu.assertEquals(seen:recv(), "ready") end
+  for _ = 1, 5 do lu.assertEquals(recv(seen), "ready") end
 end
 
 function test_once_that_raises_counts_as_done()
@@ -330,7 +331,7 @@ function test_cond_signal_wakes_one_waiter_and_broadcast_all()
   end))
   mu:lock(); write(state, 1); mu:unlock()
   c:signal()
-  woke:recv()
+  recv(woke)
   lu.assertEquals(#woke, 0)
   mu:lock(); write(state, 2); mu:unlock()
   c:broadcast()
@@ -372,7 +373,7 @@ function test_cond_guards_a_queue_of_work_without_losing_items()
   notempty:broadcast()
   wg:wait()
   local total = 0
-  for _ = 1, N do total = total + sum:recv() end
+  for _ = 1, N do total = total + recv(sum) end
   lu.assertEquals(total, N * (N + 1) // 2)
 end
 
@@ -443,8 +444,8 @@ function test_semaphore_serves_waiters_in_fifo_order_without_overtaking()
   lu.assertFalse(sem:try_acquire(1))
   lu.assertEquals(#got, 0) -- small may not overtake big
   sem:release(2)
-  lu.assertEquals(got:recv(), "big")
-  lu.assertEquals(got:recv(), "small")
+  lu.assertEquals(recv(got), "big")
+  lu.assertEquals(recv(got), "small")
   lu.assertTrue(eventually(function() return sem:held() == 0 end))
 end
 
@@ -476,11 +477,11 @@ function test_semaphore_acquire_gives_up_when_its_context_ends()
   local later = go.chan(1)
   go(function() sem:acquire(1); later:send(true); sem:release(1) end)
   cancel()
-  local r = res:recv()
+  local r = recv(res)
   lu.assertNil(r[1])
   lu.assertEquals(r[2], "context canceled")
   sem:release()
-  lu.assertTrue(later:recv())
+  lu.assertTrue(recv(later))
   lu.assertTrue(eventually(function() return sem:held() == 0 end))
   -- an already cancelled context fails at once, holding nothing (Go's
   -- argument order works too)
@@ -515,7 +516,7 @@ function test_singleflight_runs_once_for_concurrent_callers()
   wg:wait()
   lu.assertEquals(#runs, 1)
   for _ = 1, 5 do
-    local r = res:recv()
+    local r = recv(res)
     lu.assertEquals(r[1], "data")
     lu.assertNil(r[2])
     lu.assertTrue(r[3])
@@ -555,7 +556,7 @@ function test_singleflight_waiters_raise_the_runners_error()
   end))
   release:close()
   for _ = 1, 2 do
-    local r = res:recv()
+    local r = recv(res)
     lu.assertFalse(r[1])
     lu.assertEquals(r[2], "bad")
   end
@@ -573,7 +574,7 @@ function test_singleflight_forget_lets_the_next_call_run()
   lu.assertEquals(v, "new")
   lu.assertFalse(shared)
   release:close()
-  lu.assertEquals(res:recv(), "old")
+  lu.assertEquals(recv(res), "old")
   lu.assertEquals(#runs, 2)
 end
 
@@ -584,7 +585,7 @@ function test_singleflight_distinct_keys_run_concurrently()
   -- "b" completes while "a" is still running
   lu.assertEquals(g:call("b", function() return "b" end), "b")
   a_in:send(true)
-  lu.assertEquals(res:recv(), "a")
+  lu.assertEquals(recv(res), "a")
 end
 
 -- ------------------------------------------------------------- waitgroup
@@ -597,7 +598,7 @@ function test_waitgroup_waits_for_every_done()
   end
   wg:wait()
   local total = 0
-  for _ = 1, 50 do total = total + sum:recv() end
+  for _ = 1, 50 do total = total + recv(sum) end
   lu.assertEquals(total, 1275)
   lu.assertIs(sync.waitgroup, go.waitgroup)
 end

@@ -4,6 +4,7 @@ local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, never hangs
 local for_procs = S.for_procs
 
 local EPS = 0.005 -- clock granularity allowance on lower bounds
@@ -50,7 +51,7 @@ for_procs("test_sleeping_goroutines_sleep_concurrently", {1, 2}, function()
     end)
   end
   for _ = 1, n do
-    local dt = c:recv()
+    local dt = recv(c)
     lu.assertTrue(dt >= 0.1 - EPS, "a goroutine woke after " .. dt)
   end
   local total = go.now() - t
@@ -220,7 +221,7 @@ function test_timer_shared_with_a_goroutine()
     tm:reset(0.01)
     res:send(true)
   end, t)
-  res:recv()
+  recv(res)
   recv_within(t.c, "the timer reset by the goroutine")
   go.wait()
 end

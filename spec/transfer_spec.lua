@@ -8,6 +8,8 @@ function defined_before_goro(x) return x + 1000 end
 
 local lu = require "luaunit"
 local go = require "goro"
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local recv = require("support").recv -- a receive with a watchdog: fails, never hangs
 
 -- Sends each argument to a fresh goroutine (a spawn transfer), which sends
 -- it back through a channel (a channel transfer); returns what main got.
@@ -16,7 +18,7 @@ local function roundtrip(...)
   go(function(...)
     c:send({n = select("#", ...), ...})
   end, ...)
-  local r = c:recv()
+  local r = recv(c)
   go.wait()
   return table.unpack(r, 1, r.n)
 end
@@ -27,7 +29,7 @@ local function run_in_goroutine(fn, ...)
   go(function(...)
     c:send(table.pack(pcall(fn, ...)))
   end, ...)
-  local r = c:recv()
+  local r = recv(c)
   go.wait()
   if not r[1] then error(r[2], 0) end
   return table.unpack(r, 2, r.n)
@@ -102,8 +104,8 @@ function test_large_strings_arrive_intact()
   local c = go.chan(4)
   c:send(big)
   c:send({big, big})
-  lu.assertTrue(c:recv() == big)
-  local t = c:recv()
+  lu.assertTrue(recv(c) == big)
+  local t = recv(c)
   lu.assertTrue(t[1] == big and t[2] == big)
 end
 
@@ -165,7 +167,7 @@ function test_shared_subtables_stay_shared_within_one_message()
   local c = go.chan(2)
   c:send(shared)
   c:send(shared)
-  lu.assertFalse(rawequal(c:recv(), c:recv()))
+  lu.assertFalse(rawequal(recv(c), recv(c)))
 end
 
 function test_metatables_are_preserved()
@@ -226,7 +228,7 @@ function test_tables_nested_beyond_the_limit_give_a_clear_error()
   lu.assertEquals(#c, 0, "a refused send left something in the channel")
   -- and the runtime still works
   c:send("after")
-  lu.assertEquals(c:recv(), "after")
+  lu.assertEquals(recv(c), "after")
 end
 
 ---------------------------------------------------------------------------
@@ -294,7 +296,7 @@ function test_functions_sent_back_to_main_run_in_main()
     local secret = 41
     c:send(function(k) secret = secret + k; return secret, type(go) end)
   end)
-  local f = c:recv()
+  local f = recv(c)
   local v, gotype = f(1)
   lu.assertEquals(v, 42)
   lu.assertEquals(gotype, "table")
@@ -331,9 +333,9 @@ function test_c_functions_transfer_by_value()
   c:send(string.format)
   c:send(print)
   c:send(io.write)
-  lu.assertTrue(rawequal(c:recv(), string.format))
-  lu.assertTrue(rawequal(c:recv(), print))
-  lu.assertTrue(rawequal(c:recv(), io.write))
+  lu.assertTrue(rawequal(recv(c), string.format))
+  lu.assertTrue(rawequal(recv(c), print))
+  lu.assertTrue(rawequal(recv(c), io.write))
 end
 
 function test_c_functions_in_tables_and_upvalues()
@@ -395,13 +397,13 @@ function test_a_channel_sent_through_a_channel_is_the_same_channel()
   go(function(ch)
     box:send(ch)   -- back to main
   end, c)
-  local back = box:recv()
+  local back = recv(box)
   lu.assertTrue(rawequal(back, c), "a channel came back as another object")
   -- and it is the same underlying channel in the goroutine
   local res = go.chan()
   go(function(ch) ch:send("from goroutine"); res:send(#ch) end, c)
-  lu.assertEquals(res:recv(), 1)
-  lu.assertEquals(c:recv(), "from goroutine")
+  lu.assertEquals(recv(res), 1)
+  lu.assertEquals(recv(c), "from goroutine")
   go.wait()
 end
 
@@ -428,7 +430,7 @@ function test_a_waitgroup_is_shared_by_reference()
     wg:add(3)
     res:send(wg:count())
   end)
-  lu.assertEquals(res:recv(), 3)
+  lu.assertEquals(recv(res), 3)
   lu.assertEquals(wg:count(), 3)
   wg:add(-3)
   go.wait()
@@ -487,7 +489,7 @@ function test_refused_select_send_leaves_everything_usable()
   lu.assertStrContains(err, "FILE*")
   lu.assertEquals(#c, 0)
   lu.assertEquals(go.select{{c, "send", "fine"}}, 1)
-  lu.assertEquals(c:recv(), "fine")
+  lu.assertEquals(recv(c), "fine")
 end
 
 function test_runtime_stays_usable_after_refusals()
@@ -509,7 +511,7 @@ GLOBAL_CONFIG = {scale = 3, name = "cfg"}
 local function direct(fn)
   local c = go.chan()
   go(function() c:send(table.pack(pcall(fn))) end)
-  local r = c:recv()
+  local r = recv(c)
   go.wait()
   if not r[1] then error(r[2], 0) end
   return table.unpack(r, 2, r.n)
@@ -518,21 +520,21 @@ end
 function test_global_function_defined_in_main_is_copied()
   local c = go.chan()
   go(function() c:send(global_double(21)) end)
-  lu.assertEquals(c:recv(), 42)
+  lu.assertEquals(recv(c), 42)
   go.wait()
 end
 
 function test_global_table_defined_in_main_is_copied()
   local c = go.chan()
   go(function() c:send({GLOBAL_CONFIG.scale, GLOBAL_CONFIG.name}) end)
-  lu.assertEquals(c:recv(), {3, "cfg"})
+  lu.assertEquals(recv(c), {3, "cfg"})
   go.wait()
 end
 
 function test_global_defined_before_require_goro_is_copied()
   local c = go.chan()
   go(function() c:send(defined_before_goro(1)) end)
-  lu.assertEquals(c:recv(), 1001)
+  lu.assertEquals(recv(c), 1001)
   go.wait()
 end
 
@@ -550,7 +552,7 @@ function test_global_function_calling_another_global_function()
   -- global_b's own globals (global_a) must travel with it
   local c = go.chan()
   go(function() c:send(table.pack(pcall(global_b, 1))) end)
-  local r = c:recv()
+  local r = recv(c)
   go.wait()
   lu.assertTrue(r[1], r[2])
   lu.assertEquals(r[2], 20)
@@ -576,7 +578,7 @@ function global_fact(n) if n <= 1 then return 1 end return n * global_fact(n - 1
 function test_recursive_global_function()
   local c = go.chan()
   go(function() c:send(global_fact(10)) end)
-  lu.assertEquals(c:recv(), 3628800)
+  lu.assertEquals(recv(c), 3628800)
   -- passed as a value: it names itself as a global
   go(function(f, out) out:send(f(5)) end, global_fact, c)
   lu.assertEquals(recv_or_fail(c), 120)
@@ -592,7 +594,7 @@ function test_globals_are_copied_at_spawn_time()
   end)
   snapshot_value = "second"
   go_on:send(true)
-  lu.assertEquals(c:recv(), "first")
+  lu.assertEquals(recv(c), "first")
   snapshot_value = nil
   go.wait()
 end
