@@ -56,8 +56,6 @@ typedef struct lock_t {
   _Atomic uint32_t v;
 } lock_t;
 
-#define LOCK_INIT {0}
-
 static inline void lock_init(lock_t *l) {
   atomic_init(&l->v, 0);
 }
@@ -113,7 +111,7 @@ static inline int note_ready(note_t *n) {
 }
 
 /* Spins `spin` rounds, then sleeps until woken or until the monotonic
-** deadline (ns; <0: none). Returns 1 if woken. */
-int note_sleep(note_t *n, int spin, int64_t deadline);
+** deadline (ns; <0: none). Callers re-check what they wait for (park.c). */
+void note_sleep(note_t *n, int spin, int64_t deadline);
 
 #endif
