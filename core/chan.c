@@ -54,7 +54,7 @@ void op_wake(selop *op) {
   ** syscall only if the waiter sleeps; after the OR we touch only the
   ** address (the waiter may have returned already). */
   if (atomic_fetch_or_explicit(&op->word, OP_READY, memory_order_release) & OP_SLEEPING)
-    futex_wake(&op->word, 1);
+    wait_wake(&op->word, false);
 }
 
 static inline void *slot(goro_chan *c, uint32_t i) {

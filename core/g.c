@@ -220,7 +220,7 @@ void goready(goro_g *g) {
     runqput(p, g, true);
     /* g waits in runnext to run here as soon as the current G parks (a
     ** channel hand-over), and thieves leave a running P's runnext alone:
-    ** waking an M for it only costs a futex wake. Wake one if the ring has
+    ** waking an M for it only costs a wake-up syscall. Wake one if the ring has
     ** work (runnext kicked a G there); sysmon rescues a runnext G that
     ** waits too long (sysmon.c). */
     bool quiet = atomic_load_explicit(&p->runqtail, memory_order_relaxed) ==

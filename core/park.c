@@ -74,7 +74,7 @@ void note_sleep(note_t *n, int spin, int64_t deadline) {
         v == 1)
       return;
     if (deadline < 0) {
-      futex_wait(&n->key, 2, NULL);
+      wait_on(&n->key, 2, -1);
     } else {
       int64_t left = deadline - goro_now();
       if (left <= 0) {
@@ -86,8 +86,7 @@ void note_sleep(note_t *n, int spin, int64_t deadline) {
                                                 memory_order_acquire);
         return;
       }
-      struct timespec ts = ns_to_timespec(left);
-      futex_wait(&n->key, 2, &ts);
+      wait_on(&n->key, 2, left);
     }
     /* acquire: pairs with the release in note_wakeup. */
     if (atomic_load_explicit(&n->key, memory_order_acquire) == 1) return;
@@ -103,7 +102,7 @@ void ext_wake_all(void) {
     ** re-reads nactive/interrupted after this. A registered op cannot go
     ** away while we hold the lock. */
     if (atomic_fetch_add_explicit(&op->word, 1, memory_order_release) & OP_SLEEPING)
-      futex_wake(&op->word, 1);
+      wait_wake(&op->word, false);
   }
   lock_release(&ext.lock);
 }
@@ -210,11 +209,9 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
       continue;
     if (deadline > 0) {
       int64_t left = deadline - goro_now();
-      if (left < 0) left = 0;
-      struct timespec ts = ns_to_timespec(left);
-      futex_wait(&op->word, ws, &ts);
+      wait_on(&op->word, ws, left < 0 ? 0 : left);
     } else {
-      futex_wait(&op->word, ws, NULL);
+      wait_on(&op->word, ws, -1);
     }
   }
   ext_unregister(op);

@@ -11,19 +11,14 @@
 */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "port.h"
 #include "sched.h"
 
 rt_t rt;
 counters_t counters;
 
-int64_t goro_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + 1;
-}
+int64_t goro_now(void) { return port_clock_ns() + 1; }
 
 const char *goro_strerror(int err) {
   switch (err) {
@@ -76,8 +71,7 @@ int goro_start(int nprocs, goro_reap_fn reap) {
   /* acquire: pairs with the release store below. */
   if (atomic_load_explicit(&rt.running, memory_order_acquire)) return GORO_OK;
   if (nprocs <= 0) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    nprocs = envint("GOMAXPROCS", cpus > 0 ? (int)cpus : 1);
+    nprocs = envint("GOMAXPROCS", port_online_cpus());
   }
   if (nprocs > GORO_MAXPROCS) nprocs = GORO_MAXPROCS;
   static uint64_t generation;
@@ -189,7 +183,7 @@ int goro_stop(int64_t timeout_ns) {
       stuck = true;
       break;
     }
-    usleep(200);
+    port_sleep_us(200);
   }
   /* sysmon ran until now: it preempts Gs still running a step, so they
   ** come back to the scheduler and their Ms can leave */

@@ -16,8 +16,7 @@
 ** runs, so a stale M at worst gets a signal its handler finds nothing to do
 ** for: the request in the P carries the tick it was made for.
 */
-#include <signal.h>
-
+#include "port.h"
 #include "sched.h"
 
 #if !defined(GORO_PREEMPT_NS)
@@ -71,7 +70,7 @@ static void preemptone(P *p, int64_t now) {
   atomic_store_explicit(&p->preempt, 1, memory_order_release);
   STAT_ADD(preempt, 1);
   int signo = atomic_load_explicit(&S.signo, memory_order_relaxed);
-  if (signo > 0) pthread_kill(m->thread, signo);
+  if (signo > 0) port_signal_thread(m->thread, signo);
   S.since[p->id] = now; /* ask again in GORO_PREEMPT_NS if it did not yield */
 }
 

@@ -3,7 +3,7 @@
 **
 ** Expired timers are fired by whichever M finds them first in findrunnable
 ** (a try-lock, so Ms never queue up here) and, when every M is idle, by the
-** timer thread, which sleeps on a futex until the earliest deadline and is
+** timer thread, which sleeps on its note until the earliest deadline and is
 ** woken when an earlier one is added: no busy waiting.
 **
 ** Callbacks run with T.lock held, so goro_timer_stop() returning means the
