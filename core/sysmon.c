@@ -76,7 +76,7 @@ static void preemptone(P *p, int64_t now) {
 
 /* A G readied into the runnext of a P whose G keeps running (no park for
 ** a millisecond) would wait for it: with a P idle, move it to the global
-** queue and wake an M (goro_ready skips that wake-up for speed). */
+** queue and wake an M (goready skips that wake-up for speed). */
 static void rescue_runnext(P *p) {
   if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0) return;
   goro_g *g = atomic_load_explicit(&p->runnext, memory_order_relaxed);
