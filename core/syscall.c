@@ -4,7 +4,8 @@
 **
 ** A P has exactly one owner at a time: an M (m->p), sysmon (between a won
 ** retake and handoffp), the idle list (sched.lock), or nobody (gone). Only
-** the owner changes its fields; the status says who owns it:
+** the owner moves its status or its m (thieves take from its run queue,
+** lock-free: runq.c); the status says who owns it:
 **
 **   from       to         who                    how
 **   IDLE       RUNNING    any M                  pidleget/pidletake (sched.lock)
@@ -21,7 +22,8 @@
 **              RUNNING                           the new M's acquirep
 **   any        GONE       the owner / gomaxprocs pidleput or goro_gomaxprocs when
 **                                                id >= GOMAXPROCS (sched.lock)
-**   GONE       IDLE       goro_gomaxprocs        pidleput as GOMAXPROCS grows
+**   GONE       IDLE       goro_gomaxprocs        pidleput as GOMAXPROCS grows (or
+**                                                RUNNING, to an M in sched.waitp)
 **
 ** Two more moves change the owner without changing the status:
 **   - goro_enter_blocking: the M drops the P (m->p = NULL, m->oldp = p) and
