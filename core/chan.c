@@ -1,5 +1,6 @@
 /*
-** chan.c — Go's channels and select (chan.go, select.go).
+** chan.c — Go's channels (chan.go); select, through which every blocking
+** operation goes, is in select.c.
 **
 ** A channel is a lock, a ring buffer of cap elements, and two wait queues of
 ** sudogs (recvq, sendq). Invariants, under c->lock (as in chan.go):
@@ -19,75 +20,31 @@
 ** once woken, removes its other sudogs from their queues (selfinish), one
 ** channel lock at a time: nobody else can fire the operation any more.
 **
-** Lock order: channel locks by address (sellock), then the scheduler's
-** locks. Timer callbacks take channel locks under the timer lock, so no
-** timer function is ever called with a channel lock held.
+** Lock order: channel locks by address (select.c's sellock), then the
+** scheduler's locks. Timer callbacks take channel locks under the timer
+** lock, so no timer function is ever called with a channel lock held.
 */
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
-
-typedef struct waitq {
-  sudog *first, *last;
-} waitq;
-
-struct goro_chan {
-  lock_t lock;
-  _Atomic int refs;       /* owners: the creator and every ref */
-  uint32_t elemsize;
-  uint32_t cap;
-  uint32_t count;         /* lock: elements in buf */
-  uint32_t sendx, recvx;  /* lock: ring indices */
-  _Atomic bool closed;    /* written under lock; read anywhere as a hint */
-  waitq recvq, sendq;     /* lock */
-  void (*drop)(void *elem);
-  unsigned char buf[];    /* cap * elemsize */
-};
+#include "chan.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static void enqueue(waitq *q, sudog *sg) {
-  sg->next = NULL;
-  sg->prev = q->last;
-  if (q->last) q->last->next = sg;
-  else q->first = sg;
-  q->last = sg;
-  sg->queued = true;
-}
-
-static void unlink_sg(waitq *q, sudog *sg) {
-  if (sg->prev) sg->prev->next = sg->next;
-  else q->first = sg->next;
-  if (sg->next) sg->next->prev = sg->prev;
-  else q->last = sg->prev;
-  sg->next = sg->prev = NULL;
-  sg->queued = false;
-}
-
-static bool claim(selop *op) {
-  uint32_t z = 0;
-  /* acq_rel: the winner sees the owner's setup of op; losers learn nothing. */
-  return atomic_compare_exchange_strong_explicit(&op->done, &z, 1,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed);
-}
-
 /* Takes the first sudog whose operation we can claim; drops stale ones. */
-static sudog *dequeue(waitq *q) {
+static sudog *dequeue(goro_chan *c, waitq *q) {
   sudog *sg;
   while ((sg = q->first) != NULL) {
-    unlink_sg(q, sg);
-    if (claim(sg->op)) return sg;
+    waitq_remove(c, sg);
+    if (op_claim(sg->op)) return sg;
   }
   return NULL;
 }
 
-/* Wakes the owner of a claimed op. Nothing touches op afterwards. */
-static void opwake(selop *op) {
+void op_wake(selop *op) {
   goro_g *g = op->g;
   if (g) {
-    goro_ready(g);
+    goready(g);
     return;
   }
   /* a G blocking its thread left the live count: it is back from now on
@@ -97,17 +54,11 @@ static void opwake(selop *op) {
   ** syscall only if the waiter sleeps; after the OR we touch only the
   ** address (the waiter may have returned already). */
   if (atomic_fetch_or_explicit(&op->word, OP_READY, memory_order_release) & OP_SLEEPING)
-    futex_wake(&op->word, 1);
+    wait_wake(&op->word, false);
 }
 
 static inline void *slot(goro_chan *c, uint32_t i) {
   return c->buf + (size_t)i * c->elemsize;
-}
-
-static inline void count_op(void) {
-  M *m = tls_m;
-  if (m && m->p) atomic_fetch_add_explicit(&m->p->chanops, 1, memory_order_relaxed);
-  else STAT_ADD(c_chanops, 1);
 }
 
 /* ------------------------------------------------------------ channel */
@@ -149,6 +100,7 @@ size_t goro_chan_len(goro_chan *c) {
 }
 
 bool goro_chan_closed(goro_chan *c) {
+  /* acquire: pairs with the release store in goro_chan_close. */
   return atomic_load_explicit(&c->closed, memory_order_acquire);
 }
 
@@ -158,9 +110,11 @@ int goro_chan_close(goro_chan *c) {
     lock_release(&c->lock);
     return GORO_ECLOSED;
   }
+  /* release: a lock-free reader (goro_chan_closed) that sees it closed
+  ** sees what the closer wrote before. */
   atomic_store_explicit(&c->closed, true, memory_order_release);
   sudog *wake = NULL, *sg;
-  while ((sg = dequeue(&c->recvq)) != NULL) {
+  while ((sg = dequeue(c, &c->recvq)) != NULL) {
     if (sg->elem) memset(sg->elem, 0, c->elemsize);
     sg->op->fired = sg->idx;
     sg->op->status = GORO_OK;
@@ -168,7 +122,7 @@ int goro_chan_close(goro_chan *c) {
     sg->next = wake;
     wake = sg;
   }
-  while ((sg = dequeue(&c->sendq)) != NULL) {
+  while ((sg = dequeue(c, &c->sendq)) != NULL) {
     sg->op->fired = sg->idx;
     sg->op->status = GORO_ECLOSED;
     sg->next = wake;
@@ -178,16 +132,14 @@ int goro_chan_close(goro_chan *c) {
   while (wake) { /* Go's closechan: ready them after unlocking */
     sg = wake;
     wake = sg->next;
-    opwake(sg->op);
+    op_wake(sg->op);
   }
   return GORO_OK;
 }
 
-/* c->lock held. 1: sent; 0: would block; -1: closed. *peer: a claimed
-** receiver to wake after unlocking. */
-static int trysend(goro_chan *c, const void *elem, selop **peer) {
+int chan_trysend(goro_chan *c, const void *elem, selop **peer) {
   if (atomic_load_explicit(&c->closed, memory_order_relaxed)) return -1;
-  sudog *sg = dequeue(&c->recvq);
+  sudog *sg = dequeue(c, &c->recvq);
   if (sg) {
     if (sg->elem) memcpy(sg->elem, elem, c->elemsize);
     sg->op->fired = sg->idx;
@@ -205,9 +157,8 @@ static int trysend(goro_chan *c, const void *elem, selop **peer) {
   return 0;
 }
 
-/* c->lock held. 1: received (*ok says a value or closed); 0: would block. */
-static int tryrecv(goro_chan *c, void *elem, bool *ok, selop **peer) {
-  sudog *sg = dequeue(&c->sendq);
+int chan_tryrecv(goro_chan *c, void *elem, bool *ok, selop **peer) {
+  sudog *sg = dequeue(c, &c->sendq);
   if (sg) {
     if (c->cap == 0) {
       if (elem) memcpy(elem, sg->elem, c->elemsize);
@@ -240,238 +191,16 @@ static int tryrecv(goro_chan *c, void *elem, bool *ok, selop **peer) {
   return 0;
 }
 
-/* ------------------------------------------------------------ select */
-
-static void sel_timeout(void *arg, int64_t now) {
-  goro_g *g = arg;
-  selop *op = &g->op;
-  if (!claim(op)) return;
-  op->fired = -1;
-  op->status = GORO_ETIMEDOUT;
-  goro_ready(g);
-}
-
-/* Removes the op's remaining sudogs (Go's selectgo after wake-up). */
-static int selfinish(selop *op, int *index, bool *recvok) {
-  for (int k = 0; k < op->n; k++) {
-    sudog *sg = &op->sg[k];
-    goro_chan *c = sg->c;
-    if (k == 0 || op->sg[k - 1].c != c) lock_acquire(&c->lock);
-    if (sg->queued) unlink_sg(sg->dir == GORO_SEND ? &c->sendq : &c->recvq, sg);
-    if (k == op->n - 1 || op->sg[k + 1].c != c) lock_release(&c->lock);
-  }
-  if (op->timer) {
-    goro_timer_free(op->timer);
-    op->timer = NULL;
-  }
-  if (index) *index = op->fired;
-  if (recvok) *recvok = op->recvok;
-  if (op->status == GORO_OK) count_op();
-  return op->status;
-}
-
-int goro_select_finish(int *index, bool *recvok) {
-  goro_g *g = goro_self();
-  if (!g || !g->op.pending) return GORO_EINVAL;
-  selop *op = &g->op;
-  int rc = selfinish(op, index, recvok);
-  op->pending = false;
-  if (g->sgheap) {
-    free(g->sgheap);
-    g->sgheap = NULL;
-  }
-  return rc;
-}
-
-int goro_op_outcome(goro_g *g, int *index) {
-  if (index) *index = g->op.fired;
-  return g->op.fired == -2 ? GORO_EAGAIN : g->op.status;
-}
-
-/* Called by goro_stop for a G parked forever: unlink its sudogs. */
-void select_cancel_all(goro_g *g) {
-  if (g->op.pending) {
-    int idx;
-    bool ok;
-    selfinish(&g->op, &idx, &ok);
-    g->op.pending = false;
-  }
-}
-
-static void sellock(sudog *sgs, int n) {
-  for (int k = 0; k < n; k++)
-    if (k == 0 || sgs[k - 1].c != sgs[k].c) lock_acquire(&sgs[k].c->lock);
-}
-
-static void selunlock(sudog *sgs, int n) {
-  for (int k = 0; k < n; k++)
-    if (k == n - 1 || sgs[k + 1].c != sgs[k].c) lock_release(&sgs[k].c->lock);
-}
-
-static _Thread_local uint64_t tls_rand;
-
-static uint64_t selrand(void) {
-  if (tls_rand == 0) tls_rand = (uint64_t)goro_now() * 0x9E3779B97F4A7C15ULL | 1;
-  return fastrand(&tls_rand);
-}
-
-static int cmp_sudog(const void *a, const void *b) {
-  uintptr_t x = (uintptr_t)((const sudog *)a)->c, y = (uintptr_t)((const sudog *)b)->c;
-  return x < y ? -1 : x > y;
-}
-
-#define SEL_STACK 8
-
-int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
-                bool *recvok) {
-  if (n < 0 || (n > 0 && !cases)) return GORO_EINVAL;
-  goro_g *g = goro_self();
-  if (g && g->op.pending) return GORO_EINVAL; /* finish the last one first */
-  bool okbuf;
-  if (!recvok) recvok = &okbuf;
-  int idxbuf;
-  if (!index) index = &idxbuf;
-  *recvok = false;
-  *index = -1;
-
-  /* Sudogs in lock order (by channel address); pass 1 polls them in a
-  ** random order, as Go's pollorder. */
-  int nn = 0;
-  for (int i = 0; i < n; i++) {
-    if (!cases[i].c) continue;
-    if (cases[i].dir != GORO_SEND && cases[i].dir != GORO_RECV) return GORO_EINVAL;
-    nn++;
-  }
-  bool parkg = g && !g->nopark && deadline != GORO_NOW;
-  sudog stackbuf[SEL_STACK];
-  int pollstack[SEL_STACK];
-  sudog *sgs = stackbuf;
-  int *poll = pollstack;
-  if (parkg) sgs = nn <= SEL_INLINE ? g->sgbuf : NULL;
-  if (!sgs || nn > SEL_STACK) {
-    sgs = malloc(sizeof *sgs * (size_t)(nn ? nn : 1));
-    if (!sgs) return GORO_ENOMEM;
-  }
-  if (nn > SEL_STACK) {
-    poll = malloc(sizeof *poll * (size_t)nn);
-    if (!poll) {
-      if (sgs != stackbuf && !(parkg && sgs == g->sgbuf)) free(sgs);
-      return GORO_ENOMEM;
-    }
-  }
-  int k = 0;
-  for (int i = 0; i < n; i++) {
-    if (!cases[i].c) continue;
-    sgs[k].c = cases[i].c;
-    sgs[k].elem = cases[i].elem;
-    sgs[k].idx = i;
-    sgs[k].dir = cases[i].dir;
-    sgs[k].queued = false;
-    k++;
-  }
-  if (nn > 1) qsort(sgs, (size_t)nn, sizeof *sgs, cmp_sudog);
-  for (int i = 0; i < nn; i++) { /* Fisher-Yates */
-    int j = (int)(selrand() % (uint64_t)(i + 1));
-    poll[i] = poll[j];
-    poll[j] = i;
-  }
-
-  int rc = GORO_OK;
-  selop *peer = NULL;
-  selop local, *op;
-  sellock(sgs, nn);
-  /* pass 1: a ready case, in random order */
-  for (int pi = 0; pi < nn; pi++) {
-    sudog *sg = &sgs[poll[pi]];
-    int r;
-    if (sg->dir == GORO_SEND) {
-      r = trysend(sg->c, sg->elem, &peer);
-      if (r < 0) {
-        selunlock(sgs, nn);
-        *index = sg->idx;
-        rc = GORO_ECLOSED;
-        goto out;
-      }
-    } else {
-      r = tryrecv(sg->c, sg->elem, recvok, &peer);
-    }
-    if (r > 0) {
-      selunlock(sgs, nn);
-      if (peer) opwake(peer);
-      *index = sg->idx;
-      count_op();
-      goto out;
-    }
-  }
-  if (deadline == GORO_NOW) {
-    selunlock(sgs, nn);
-    rc = GORO_EAGAIN;
-    goto out;
-  }
-  /* pass 2: enqueue on every channel, then wait */
-  op = parkg ? &g->op : &local;
-  atomic_store_explicit(&op->done, 0, memory_order_relaxed);
-  atomic_store_explicit(&op->word, 0, memory_order_relaxed);
-  op->fired = -2;
-  op->status = GORO_OK;
-  op->recvok = false;
-  op->g = parkg ? g : NULL;
-  /* a G waiting forever on its thread can be part of a deadlock; one with
-  ** a deadline comes back by itself (it stays live, like a timer) */
-  op->counted = g != NULL && !parkg && deadline == GORO_FOREVER;
-  op->sg = sgs;
-  op->n = nn;
-  op->timer = NULL;
-  op->extnext = NULL;
-  for (int i = 0; i < nn; i++) {
-    sgs[i].op = op;
-    enqueue(sgs[i].dir == GORO_SEND ? &sgs[i].c->sendq : &sgs[i].c->recvq, &sgs[i]);
-  }
-  selunlock(sgs, nn);
-  if (poll != pollstack) free(poll);
-  if (parkg) {
-    if (sgs != g->sgbuf) g->sgheap = sgs;
-    if (deadline > 0) op->timer = goro_timer_new(deadline, 0, sel_timeout, g);
-    op->pending = true;
-    return GORO_EPARK;
-  }
-  /* a thread waits: an outside thread, or a G that must not park. Such a G
-  ** waits like a parked one for deadlock detection: it leaves the live
-  ** count, and whoever claims its operation puts it back. */
-  if (g) {
-    goro_enter_blocking();
-    if (op->counted) active_add(-1);
-  }
-  ext_wait(op, deadline, g == NULL);
-  if (g) goro_exit_blocking();
-  rc = selfinish(op, index, recvok);
-  if (sgs != stackbuf) free(sgs);
-  return rc;
-
-out:
-  if (poll != pollstack) free(poll);
-  if (sgs != stackbuf && !(parkg && sgs == g->sgbuf)) free(sgs);
-  return rc;
-}
+/* A send or a receive is a select of one case. */
 
 int goro_chan_send(goro_chan *c, const void *elem, int64_t deadline) {
   if (!c) return GORO_EINVAL;
   goro_case cs = {c, GORO_SEND, (void *)elem};
-  int idx;
-  int rc = goro_select(&cs, 1, deadline, &idx, NULL);
-  return rc;
+  return goro_select(&cs, 1, deadline, NULL, NULL);
 }
 
 int goro_chan_recv(goro_chan *c, void *elem, bool *ok, int64_t deadline) {
   if (!c) return GORO_EINVAL;
   goro_case cs = {c, GORO_RECV, elem};
-  int idx;
-  return goro_select(&cs, 1, deadline, &idx, ok);
-}
-
-int goro_sleep(int64_t deadline) {
-  if (deadline == GORO_FOREVER) return GORO_EINVAL;
-  int idx;
-  int rc = goro_select(NULL, 0, deadline, &idx, NULL);
-  return rc == GORO_ETIMEDOUT ? GORO_OK : rc; /* a parked G gets EPARK */
+  return goro_select(&cs, 1, deadline, NULL, ok);
 }

@@ -23,7 +23,7 @@
 **     return at that point (it is deep in foreign C frames) first calls
 **     goro_nopark(1): operations then block the M with a P handoff instead.
 **   - From any other thread ("outside", e.g. the Lua main state): operations
-**     block the thread on a futex after a short spin, and report
+**     block the thread (a futex on Linux) after a short spin, and report
 **     GORO_EDEADLOCK when no G could ever wake them (only for waits without
 **     a deadline: a wait with one ends at its deadline, as a Go select with
 **     a time.After case does; goro_wait_all reports it at once either way), GORO_EINTR after goro_interrupt(). Deadlock

@@ -1,25 +1,22 @@
 /*
-** lock.h — the core's blocking primitives, on Linux futexes.
+** lock.h — the core's blocking primitives, on wait.h's wait/wake (a futex
+** on Linux; see wait.h for the other systems).
 **
 **   lock_t  a mutex (Drepper's three-state futex mutex) that spins briefly
 **           before sleeping: channel and queue critical sections are tens of
-**           nanoseconds, while a futex sleep/wake costs ~50 us on this VM.
+**           nanoseconds, while a sleep/wake costs ~50 us on this VM.
 **   note_t  a one-shot wake-up (Go's note): one sleeper, one waker.
 **
 ** ThreadSanitizer sees through these: ownership passes by acquire/release
-** atomics; the futex calls only put threads to sleep.
+** atomics; wait_on/wait_wake only put threads to sleep.
 */
 #ifndef GORO_LOCK_H
 #define GORO_LOCK_H
 
-#include <errno.h>
-#include <linux/futex.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "wait.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -33,30 +30,10 @@
 #define LOCK_SPIN 100 /* spins before a contended lock sleeps */
 #endif
 
-/* Sleeps while *addr == val, at most rel (NULL: no limit). Spurious returns
-** are allowed: callers re-check their predicate. */
-static inline void futex_wait(_Atomic uint32_t *addr, uint32_t val,
-                              const struct timespec *rel) {
-  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
-}
-
-static inline void futex_wake(_Atomic uint32_t *addr, int n) {
-  syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
-static inline struct timespec ns_to_timespec(int64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = (time_t)(ns / 1000000000);
-  ts.tv_nsec = (long)(ns % 1000000000);
-  return ts;
-}
-
 /* ---- lock_t: 0 unlocked, 1 locked, 2 locked and maybe waiters ---- */
 typedef struct lock_t {
   _Atomic uint32_t v;
 } lock_t;
-
-#define LOCK_INIT {0}
 
 static inline void lock_init(lock_t *l) {
   atomic_init(&l->v, 0);
@@ -81,16 +58,16 @@ static inline void lock_acquire(lock_t *l) {
   }
   /* acquire: as in lock_try; 2 records that someone may sleep. */
   while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
-    futex_wait(&l->v, 2, NULL);
+    wait_on(&l->v, 2, -1);
 }
 
 static inline void lock_release(lock_t *l) {
   /* release: publishes the critical section to the next owner. */
   if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
-    futex_wake(&l->v, 1);
+    wait_wake(&l->v, false);
 }
 
-/* ---- note_t: 0 clear, 1 woken, 2 a sleeper is (about to be) in the futex ---- */
+/* ---- note_t: 0 clear, 1 woken, 2 a sleeper is (about to be) in wait_on ---- */
 typedef struct note_t {
   _Atomic uint32_t key;
 } note_t;
@@ -101,10 +78,10 @@ static inline void note_clear(note_t *n) {
 
 static inline void note_wakeup(note_t *n) {
   /* release: what the waker wrote before is visible after note_sleep. The
-  ** futex call only when the sleeper got to the futex (2): a spinning
+  ** wake call only when the sleeper got to wait_on (2): a spinning
   ** sleeper sees the 1 without a syscall on either side. */
   if (atomic_exchange_explicit(&n->key, 1, memory_order_release) == 2)
-    futex_wake(&n->key, 1);
+    wait_wake(&n->key, false);
 }
 
 static inline int note_ready(note_t *n) {
@@ -113,7 +90,7 @@ static inline int note_ready(note_t *n) {
 }
 
 /* Spins `spin` rounds, then sleeps until woken or until the monotonic
-** deadline (ns; <0: none). Returns 1 if woken. */
-int note_sleep(note_t *n, int spin, int64_t deadline);
+** deadline (ns; <0: none). Callers re-check what they wait for (park.c). */
+void note_sleep(note_t *n, int spin, int64_t deadline);
 
 #endif

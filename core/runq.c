@@ -25,25 +25,23 @@ static void runqputslow(P *p, goro_g *g, uint32_t h, uint32_t t);
 void runqput(P *p, goro_g *g, bool next) {
   if (next) {
     /* acq_rel: the G we kick out was published by a release; g is
-    ** published to a thief that takes runnext by CAS. */
+    ** published to a thief that takes runnext by CAS (acquire in runqget,
+    ** runqgrab, sysmon's rescue_runnext). */
     goro_g *old = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
     if (old == NULL) return;
     g = old;
   }
-  for (;;) {
-    /* acquire: pairs with the thieves' release CAS on head, so their reads
-    ** of slots we are about to overwrite happened before. */
-    uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
-    uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
-    if (t - h < RUNQ_SIZE) {
-      atomic_store_explicit(&p->runq[t % RUNQ_SIZE], g, memory_order_relaxed);
-      /* release: the slot write is visible to whoever acquires tail. */
-      atomic_store_explicit(&p->runqtail, t + 1, memory_order_release);
-      return;
-    }
-    runqputslow(p, g, h, t);
+  /* acquire: pairs with the thieves' release CAS on head, so their reads
+  ** of slots we are about to overwrite happened before. */
+  uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
+  uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_relaxed);
+  if (t - h < RUNQ_SIZE) {
+    atomic_store_explicit(&p->runq[t % RUNQ_SIZE], g, memory_order_relaxed);
+    /* release: the slot write is visible to whoever acquires tail. */
+    atomic_store_explicit(&p->runqtail, t + 1, memory_order_release);
     return;
   }
+  runqputslow(p, g, h, t);
 }
 
 static void runqputslow(P *p, goro_g *g, uint32_t h, uint32_t t) {
@@ -66,18 +64,17 @@ static void runqputslow(P *p, goro_g *g, uint32_t h, uint32_t t) {
   lock_release(&sched.lock);
 }
 
-/* Takes the next G: runnext first, then head. *inherit: it came from
-** runnext and inherits the time slice (the schedtick is not advanced). */
-goro_g *runqget(P *p, bool *inherit) {
+/* Takes the next G: runnext first, then head. Unlike Go, a G from runnext
+** does not inherit the time slice: execute counts every schedule, so a
+** spawn chain through runnext cannot keep the 61-tick look at the global
+** queue from coming round. */
+goro_g *runqget(P *p) {
   goro_g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
   /* acquire: pairs with the acq_rel exchange in runqput(next). */
   if (next && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
                                                       memory_order_acquire,
-                                                      memory_order_relaxed)) {
-    if (inherit) *inherit = true;
+                                                      memory_order_relaxed))
     return next;
-  }
-  if (inherit) *inherit = false;
   for (;;) {
     /* acquire: pairs with a thief's release CAS on head. */
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
@@ -94,7 +91,8 @@ goro_g *runqget(P *p, bool *inherit) {
 
 bool runqempty(P *p) {
   /* Go's runqempty: read head, tail, runnext, and tail again so that a G
-  ** moving from runnext to the ring is not missed. acquire on each. */
+  ** moving from runnext to the ring is not missed. acquire on each: pairs
+  ** with the owner's release of tail and runnext, and the CAS on head. */
   for (;;) {
     uint32_t h = atomic_load_explicit(&p->runqhead, memory_order_acquire);
     uint32_t t = atomic_load_explicit(&p->runqtail, memory_order_acquire);
@@ -127,6 +125,7 @@ static uint32_t runqgrab(P *v, _Atomic(goro_g *) *dst, uint32_t dhead,
       if (stealnext &&
           atomic_load_explicit(&v->status, memory_order_relaxed) != P_RUNNING) {
         goro_g *next = atomic_load_explicit(&v->runnext, memory_order_relaxed);
+        /* acquire: pairs with the acq_rel exchange in runqput(next). */
         if (next && atomic_compare_exchange_strong_explicit(
                         &v->runnext, &next, NULL, memory_order_acquire,
                         memory_order_relaxed)) {
@@ -165,13 +164,7 @@ goro_g *runqsteal(P *p, P *victim, bool stealnext) {
 
 /* ---- global run queue: sched.lock held ---- */
 
-void globrunqput(goro_g *g) {
-  g->schedlink = NULL;
-  if (sched.runqtail) sched.runqtail->schedlink = g;
-  else sched.runqhead = g;
-  sched.runqtail = g;
-  atomic_fetch_add_explicit(&sched.runqsize, 1, memory_order_relaxed);
-}
+void globrunqput(goro_g *g) { globrunqputbatch(g, g, 1); }
 
 /* g is runnable: to the back of the global queue (takes sched.lock). */
 void globrunq_add(goro_g *g) {
@@ -180,6 +173,7 @@ void globrunq_add(goro_g *g) {
   lock_release(&sched.lock);
 }
 
+/* h..t, linked by schedlink, n of them. */
 void globrunqputbatch(goro_g *h, goro_g *t, int n) {
   t->schedlink = NULL;
   if (sched.runqtail) sched.runqtail->schedlink = h;
@@ -193,13 +187,13 @@ void globrunqputbatch(goro_g *h, goro_g *t, int n) {
 goro_g *globrunqget(P *p, int max) {
   int sz = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
   if (sz == 0) return NULL;
-  int gmp = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+  int gmp = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
   int n = sz / gmp + 1;
   if (n > sz) n = sz;
   if (max > 0 && n > max) n = max;
   if (n > RUNQ_SIZE / 2) n = RUNQ_SIZE / 2;
   atomic_fetch_sub_explicit(&sched.runqsize, n, memory_order_relaxed);
-  STAT_ADD(c_globalgets, n);
+  STAT_ADD(globalgets, n);
   goro_g *g = sched.runqhead;
   sched.runqhead = g->schedlink;
   if (!sched.runqhead) sched.runqtail = NULL;

@@ -1,6 +1,16 @@
 /*
-** sched.h — internal structures of the scheduler, shared by sched.c, runq.c,
-** chan.c, timer.c and sysmon.c. Bindings include goro.h only.
+** sched.h — the core's internal structures and the calls between its
+** files. Bindings include goro.h only.
+**
+** Who owns which state (each lock sits beside the fields it guards):
+**   sched     sched.c    sched.lock: idle Ms and Ps, the global run queue,
+**                        Ms waiting for a P; atomic mirrors of their lengths
+**   rt        runtime.c  the runtime's life: running/stopping, GOMAXPROCS,
+**                        the Ps, the binding's callbacks
+**   live      park.c     what deadlock detection counts (lock-free)
+**   counters  runtime.c  goro_get_stats' event counters (relaxed)
+**   g.c's free lists and allg, park.c's outside waiters, timer.c's heap and
+**   sysmon.c's bookkeeping are file statics behind their own locks.
 */
 #ifndef GORO_SCHED_H
 #define GORO_SCHED_H
@@ -16,23 +26,25 @@
 
 #define RUNQ_SIZE 256 /* local run queue slots (a power of two) */
 #define SCHED_FAIRNESS 61 /* every 61st tick a P looks at the global queue first */
-#define GFREE_MAX 64 /* a P keeps at most this many dead Gs */
+#if !defined(SPIN_ROUNDS_M)
+#define SPIN_ROUNDS_M 4000 /* cpu_relax rounds an idle M spins before sleeping */
+#endif
 #define SEL_INLINE 4 /* select cases whose sudogs live inside the G */
 #define OP_READY 0x80000000u /* selop.word: the outcome is written */
-#define OP_SLEEPING 0x40000000u /* selop.word: the waiter is in futex_wait */
+#define OP_SLEEPING 0x40000000u /* selop.word: the waiter sleeps in wait_on */
 
 typedef struct P P;
 typedef struct M M;
 typedef struct sudog sudog;
 typedef struct selop selop;
 
-/* G status (Go's _G*): who may change it is said at each transition. */
+/* G status (Go's _G*): the transitions and who makes them are in g.c. */
 enum {
   G_IDLE,     /* fresh or recycled, not yet started */
   G_RUNNABLE, /* in a run queue, or being put there */
   G_RUNNING,  /* its step is executing on an M */
   G_SYSCALL,  /* its step is in a blocking call, its P handed off */
-  G_WAITING,  /* parked: only a wake (goro_ready) moves it on */
+  G_WAITING,  /* parked: only a wake (goready) moves it on */
   G_DEAD      /* finished, on a free list */
 };
 
@@ -53,20 +65,20 @@ struct sudog {
 ** flight. It lives in the G (goroutine) or on the waiting thread's stack. The
 ** first party to CAS `done` 0 -> 1 owns the outcome: a channel peer, close(),
 ** the deadline timer, or (outside threads) the timeout. It writes fired and
-** ok, then wakes the owner (goro_ready / futex). */
+** ok, then wakes the owner (goready / wait_wake). */
 struct selop {
   _Atomic uint32_t done; /* 0 pending, 1 claimed */
   int fired;        /* case index, -1 for the deadline; set by the claimer */
   int status;       /* GORO_OK or GORO_ECLOSED; set by the claimer */
   bool recvok;      /* recv cases: a value (true) or closed (false) */
   goro_g *g;        /* waiting G, or NULL for a waiting thread */
-  /* Waiting thread's futex word: the claimer sets OP_READY (release) after
-  ** writing the outcome, then futex-wakes the address (its last touch: the
+  /* Waiting thread's wait word: the claimer sets OP_READY (release) after
+  ** writing the outcome, then wakes the address (its last touch: the
   ** waiter may return at once). Deadlock/interrupt checks add 1 to the
-  ** low bits under sched.extlock while the op is registered. */
+  ** low bits under park.c's lock while the op is registered. */
   _Atomic uint32_t word;
-  selop *extnext;   /* sched.extlock: registered outside waits */
-  bool counted;     /* a G waiting on its thread: out of sched.nactive until claimed */
+  selop *extnext;   /* park.c's lock: registered outside waits */
+  bool counted;     /* a G waiting on its thread: out of live.nactive until claimed */
   sudog *sg;        /* n sudogs, one per non-nil case, in lock order */
   int n;
   goro_timer *timer; /* G with a deadline: fires the -1 outcome */
@@ -77,7 +89,7 @@ struct goro_g {
   goro_step_fn fn;
   void *ud;
   void *cache;      /* binding's slot, survives recycling */
-  _Atomic int status; /* G_*: see the transitions in sched.c */
+  _Atomic int status; /* G_*: see the transitions in g.c */
   uint64_t id;
   goro_g *schedlink; /* global run queue or free list link (owner's lock) */
   M *m;             /* M running it (G_RUNNING/G_SYSCALL), else NULL */
@@ -85,15 +97,22 @@ struct goro_g {
   sudog sgbuf[SEL_INLINE];
   sudog *sgheap;    /* larger selects: malloc'd, freed at finish */
   int nopark;       /* >0: operations block the M instead of parking */
-  size_t allgidx;   /* position in sched.allg: allglock */
+  size_t allgidx;   /* position in g.c's allg: its lock */
 };
 
-/* P status. */
-enum { P_IDLE, P_RUNNING, P_SYSCALL, P_GONE, P_RETAKEN }; /* P_RETAKEN: sysmon owns it, handing it off */
+/* P status: the state machine, and who may move a P along it, is in
+** syscall.c's opening comment. */
+enum {
+  P_IDLE,    /* on sched.pidle */
+  P_RUNNING, /* owned by an M (or by sysmon between a retake and handoffp) */
+  P_SYSCALL, /* its M is in a short call (goro_enter_syscall): M or sysmon CAS */
+  P_GONE,    /* id >= GOMAXPROCS: nobody's */
+  P_RETAKEN  /* sysmon won it from P_SYSCALL and is handing it off */
+};
 
 struct P {
   int id;
-  _Atomic int status;        /* P_*; P_SYSCALL -> P_IDLE by retake (CAS) */
+  _Atomic int status;        /* P_*: see syscall.c */
   /* Local run queue: a ring. head is advanced by the owner (get) and by
   ** thieves (steal) with CAS; tail only by the owner. Slots are atomics read
   ** relaxed; head/tail acquire/release order them (Go's runqput/runqget). */
@@ -119,7 +138,7 @@ struct P {
 ** goro does not wrap), an M may publish its P in `userp`; sysmon then may
 ** take the P from there (CAS userp p -> NULL) when the step has held it
 ** too long (retake_running). The M takes a published P back with a CAS of
-** its own before it touches the P again (p_enter in sched.c): exactly one
+** its own before it touches the P again (p_enter, below): exactly one
 ** side wins. Publishing is lazy: the preemption signal's handler, on the
 ** M's thread, publishes (goro_preempt_signal), so a core operation costs
 ** no atomic until sysmon asks; under ThreadSanitizer, which delivers
@@ -137,17 +156,20 @@ struct M {
   P *nextp;         /* P handed to it when woken (set before note_wakeup) */
   P *oldp;          /* P it had before a blocking call */
   bool spinning;    /* counted in sched.nmspinning */
-  bool exiting;     /* runtime stopping: leave the loop */
+  bool exiting;     /* runtime stopping: left the loop (sched.lock) */
   note_t park;      /* sleeps here when idle */
-  M *link;          /* idle list / all list: sched.lock */
-  M *alllink;
+  M *link;          /* idle list / waitp list: sched.lock */
+  M *alllink;       /* sched.allm: sched.lock */
   goro_g *curg;     /* G being run */
   uint64_t rand;
 };
 
-/* The scheduler's globals. Fields are grouped by what protects them. */
+/* ------------------------------------------------------------ state */
+
+/* sched.lock and what it guards (sched.c). The atomics mirror the lists'
+** lengths for readers without the lock; they change under it. */
 typedef struct sched_t {
-  lock_t lock;          /* protects the fields down to the next comment */
+  lock_t lock;
   M *midle;             /* idle Ms */
   int nmidle;
   int mcount;           /* Ms alive */
@@ -156,51 +178,49 @@ typedef struct sched_t {
   P *pidle;             /* idle Ps */
   goro_g *runqhead, *runqtail; /* global run queue */
   M *waitp;             /* Ms back from a blocking call, waiting for a P */
-  /* atomics */
-  _Atomic int npidle;   /* length of pidle (read without the lock) */
-  _Atomic int nmspinning;
+  _Atomic int npidle;   /* length of pidle */
   _Atomic int runqsize; /* length of the global run queue */
-  _Atomic int gomaxprocs;
-  _Atomic int nwaitp;   /* Ms in waitp */
-  _Atomic int64_t ngs;  /* live Gs */
-  /* Liveness for deadlock detection: Gs that can still make progress (not
-  ** parked) + pending timers + Ms blocked outside the scheduler with a G.
-  ** Incremented before the matching decrement so it never reads 0 falsely. */
-  _Atomic int64_t nactive;
-  _Atomic int running;  /* runtime started */
-  _Atomic int stopping;
-  _Atomic uint64_t goidgen;
-  uint64_t gen;         /* runtime generation: bumped by each goro_start */
+  _Atomic int nwaitp;   /* length of waitp */
+  /* lock-free */
+  _Atomic int nmspinning; /* Ms spinning (see wakep) */
+  _Atomic int mfail;    /* an M could not be started (sysmon's check_stuck) */
+} sched_t;
+extern sched_t sched;
+
+/* The runtime's life (runtime.c): written by goro_start/goro_stop, whose
+** release store of `running` publishes the rest. */
+typedef struct rt_t {
+  _Atomic int running;  /* started and not stopping: spawns allowed */
+  _Atomic int stopping; /* goro_stop began: Ms leave their loops */
+  uint64_t gen;         /* bumped by each goro_start */
+  _Atomic int gomaxprocs; /* changed under sched.lock */
   /* Ps made so far; an entry is published (seq_cst store) once its P is
   ** fully set up, and never changes until goro_stop. Read without lock. */
   _Atomic(P *) allp[GORO_MAXPROCS];
   _Atomic int nallp;    /* Ps created (>= gomaxprocs); grows under sched.lock */
-  /* dead Gs shared between Ps: gflock */
-  lock_t gflock;
-  goro_g *gfree;
-  _Atomic int ngfree; /* read without gflock as a hint */
-  /* every G ever made (for goro_stop): allglock */
-  lock_t allglock;
-  goro_g **allg;
-  size_t nallg, capallg;
   goro_reap_fn reap;
-  void (*cache_free)(void *);
-  /* outside waiters for deadlock/interrupt wake-ups: extlock */
-  lock_t extlock;
-  _Atomic uint32_t interrupted;
-  /* counters for goro_get_stats (relaxed) */
-  _Atomic int64_t c_spawned, c_steals, c_globalgets, c_mstarts, c_mparks,
-      c_handoffs, c_chanops, c_preempt, c_retake;
-  _Atomic int nwaiting;
-  _Atomic int mfail;          /* an M could not be started (the cap was reached) */
-  _Atomic int stuckreported;  /* the stuck hook was called */
-  /* sysmon */
-  pthread_t sysmon;
-  bool sysmon_started;
-  note_t sysmon_note;
-} sched_t;
+  void (*cache_free)(void *); /* survives goro_stop: set before a start */
+} rt_t;
+extern rt_t rt;
 
-extern sched_t sched;
+/* Liveness (park.c explains why deadlock detection is correct). */
+typedef struct live_t {
+  _Atomic int64_t ngs;  /* live Gs: goro_wait_all's predicate */
+  /* Gs that can still make progress (not parked) + pending timers + Gs
+  ** blocked on their thread without a deadline. Incremented before the
+  ** matching decrement so it never reads 0 falsely. */
+  _Atomic int64_t nactive;
+  _Atomic int nwaiting; /* Gs parked (stats only, relaxed) */
+} live_t;
+extern live_t live;
+
+/* Event counters for goro_get_stats (runtime.c); relaxed. */
+typedef struct counters_t {
+  _Atomic int64_t spawned, steals, globalgets, mstarts, mparks, handoffs,
+      chanops, preempt, retake;
+} counters_t;
+extern counters_t counters;
+#define STAT_ADD(c, n) atomic_fetch_add_explicit(&counters.c, (n), memory_order_relaxed)
 
 /* Per-thread: the M this thread is (NULL outside). */
 extern _Thread_local M *tls_m;
@@ -223,11 +243,71 @@ extern _Atomic int sched_fence_word;
 #define SEQ_CST_FENCE() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
-#define STAT_ADD(c, n) atomic_fetch_add_explicit(&sched.c, (n), memory_order_relaxed)
+/* ------------------------------------- P ownership with sysmon (struct M) */
+
+/* Publish eagerly where signals come late (see struct M). */
+#if defined(__SANITIZE_THREAD__)
+#define EAGER_PUBLISH 1
+#else
+#define EAGER_PUBLISH 0
+#endif
+
+/* Publishes m's P for sysmon (struct M); m runs user code. */
+static inline void p_publish(M *m) {
+  if (!m->p) return;
+  /* release: sysmon's acquire CAS that retakes the P (retake_running)
+  ** sees every write this M made to it. */
+  atomic_store_explicit(&m->userp, m->p, memory_order_release);
+  m->published = 1;
+}
+
+/* A core operation in a G's step (spawn, ready, blocking-call entry)
+** takes m's P back from user mode, where sysmon may have retaken it:
+** *pp is the P the operation may use, NULL when m has none (in a blocking
+** call, or retaken: the step goes on without a P, its spawns and wake-ups
+** go to the global queue). Returns whether p_leave must go back to user
+** mode (false when nested in another core operation or called from the
+** scheduler itself). Never blocks. */
+static inline bool p_enter(M *m, P **pp) {
+  if (!m || !m->inuser) {
+    *pp = m ? m->p : NULL;
+    return false;
+  }
+  m->inuser = 0;
+  /* seq_cst signal fence: from here the signal handler (same thread)
+  ** leaves userp alone */
+  atomic_signal_fence(memory_order_seq_cst);
+  P *p = m->p;
+  if (m->published) {
+    m->published = 0;
+    P *exp = p;
+    /* relaxed: winning means nobody else touched p since our own release
+    ** store; losing means sysmon owns it and we never touch it again. */
+    if (p && !atomic_compare_exchange_strong_explicit(&m->userp, &exp, NULL,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+      m->p = NULL;
+      p = NULL;
+    }
+  }
+  *pp = p;
+  return true;
+}
+
+/* Back to user mode after p_enter (entered: its result). */
+static inline void p_leave(M *m, bool entered) {
+  if (!entered) return;
+  if (EAGER_PUBLISH) p_publish(m);
+  /* seq_cst signal fence: as in execute (sched.c). */
+  atomic_signal_fence(memory_order_seq_cst);
+  m->inuser = 1;
+}
+
+/* ------------------------------------------------ calls between files */
 
 /* runq.c */
 void runqput(P *p, goro_g *g, bool next);
-goro_g *runqget(P *p, bool *inherit);
+goro_g *runqget(P *p);
 goro_g *runqsteal(P *p, P *victim, bool stealnext);
 bool runqempty(P *p);
 int runqlen(P *p);
@@ -236,27 +316,41 @@ void globrunq_add(goro_g *g);         /* takes sched.lock */
 void globrunqputbatch(goro_g *h, goro_g *t, int n); /* sched.lock held */
 goro_g *globrunqget(P *p, int max);   /* sched.lock held */
 
-/* sched.c */
-void goro_ready(goro_g *g);           /* a parked G becomes runnable */
+/* sched.c: the schedule loop and the P and M lists */
 void wakep(void);
+void handoffp(P *p);                  /* p is the caller's to give away */
+void pidleput(P *p);                  /* sched.lock held */
+P *pidleget(void);                    /* sched.lock held */
+P *pidletake(P *want);                /* sched.lock held */
+M *mget(void);                        /* sched.lock held */
+void acquirep(M *m, P *p);
+
+/* g.c: Gs */
+void goready(goro_g *g);              /* a parked G becomes runnable */
+void gdestroy(P *p, goro_g *g);       /* g's step is done; p: its M's P or NULL */
+void gs_reset(void);                  /* goro_start: empty free lists and allg */
+void gs_free_all(void);               /* goro_stop: reap and free every G */
+
+/* park.c: liveness and outside waits */
 void active_add(int64_t n);           /* nactive += n, checks deadlock at 0 */
-/* A thread waits for op (see sched.c); outside: deadlock and interrupt
-** checks apply (only an outside thread waiting forever can deadlock). */
-int ext_wait(selop *op, int64_t deadline, bool outside);
+void ext_wake_all(void);              /* every outside waiter re-checks */
+/* A thread waits for op; outside: deadlock and interrupt checks apply
+** (only an outside thread waiting forever can deadlock). */
+void ext_wait(selop *op, int64_t deadline, bool outside);
+void park_reset(void);                /* goro_start */
 
 /* timer.c */
 void timers_init(void);
 void timers_fini(void);
 int64_t timers_next(void);            /* next deadline, or INT64_MAX */
-int timers_run(int64_t now);          /* fire expired timers; count fired */
-void timers_wake_sleeper(void);
+void timers_run(int64_t now);         /* fire expired timers */
 
-/* chan.c */
-void select_cancel_all(goro_g *g);
+/* select.c */
+void select_cancel_all(goro_g *g);    /* goro_stop: unlink a parked G's sudogs */
 
-bool retake_syscall(P *p);  /* sysmon: P_SYSCALL too long -> handoff */
-bool retake_running(P *p);  /* sysmon: a step holds p too long -> handoff */
-void check_stuck(int64_t now); /* sysmon: work waits for a thread the cap forbids */
+/* syscall.c: retake (called by sysmon) */
+bool retake_syscall(P *p);  /* P_SYSCALL too long -> handoff */
+bool retake_running(P *p);  /* a step holds p too long -> handoff */
 
 /* sysmon.c */
 void sysmon_start(void);

@@ -16,8 +16,7 @@
 ** runs, so a stale M at worst gets a signal its handler finds nothing to do
 ** for: the request in the P carries the tick it was made for.
 */
-#include <signal.h>
-
+#include "port.h"
 #include "sched.h"
 
 #if !defined(GORO_PREEMPT_NS)
@@ -35,6 +34,7 @@ static struct {
   uint32_t lasttick[GORO_MAXPROCS]; /* sysmon only */
   int64_t since[GORO_MAXPROCS];     /* sysmon only: when lasttick was seen */
   bool asked[GORO_MAXPROCS];        /* sysmon only: preemption asked at lasttick */
+  bool stuckreported;               /* sysmon only: the stuck hook was called */
 } S;
 
 void goro_set_preempt_signal(int signo) {
@@ -62,20 +62,21 @@ int goro_preempt_take(goro_g *g) {
 }
 
 static void preemptone(P *p, int64_t now) {
+  /* acquire: pairs with execute's release store of curm. */
   M *m = atomic_load_explicit(&p->curm, memory_order_acquire);
   if (!m || !atomic_load_explicit(&p->curg, memory_order_relaxed)) return;
   atomic_store_explicit(&p->preempttick, S.lasttick[p->id], memory_order_relaxed);
   /* release: the handler's acquire exchange sees the tick. */
   atomic_store_explicit(&p->preempt, 1, memory_order_release);
-  STAT_ADD(c_preempt, 1);
+  STAT_ADD(preempt, 1);
   int signo = atomic_load_explicit(&S.signo, memory_order_relaxed);
-  if (signo > 0) pthread_kill(m->thread, signo);
+  if (signo > 0) port_signal_thread(m->thread, signo);
   S.since[p->id] = now; /* ask again in GORO_PREEMPT_NS if it did not yield */
 }
 
 /* A G readied into the runnext of a P whose G keeps running (no park for
 ** a millisecond) would wait for it: with a P idle, move it to the global
-** queue and wake an M (goro_ready skips that wake-up for speed). */
+** queue and wake an M (goready skips that wake-up for speed). */
 static void rescue_runnext(P *p) {
   if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) == 0) return;
   goro_g *g = atomic_load_explicit(&p->runnext, memory_order_relaxed);
@@ -88,16 +89,47 @@ static void rescue_runnext(P *p) {
   wakep();
 }
 
+static void (*stuck_hook)(int threads, int cap);
+void goro_set_stuck_hook(void (*fn)(int threads, int cap)) { stuck_hook = fn; }
+
+/* sysmon, each tick: a thread could not be started (the cap), runnable Gs
+** wait while a P is idle and no M is idle: nobody can run them until a
+** blocking call returns. If that lasts a second, tell the binding (once):
+** the program would otherwise hang silently. */
+static void check_stuck(int64_t now) {
+  static int64_t since; /* sysmon only */
+  bool stuck = atomic_load_explicit(&sched.mfail, memory_order_relaxed) &&
+               atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0;
+  if (stuck) {
+    bool work = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
+    int procs = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
+    for (int i = 0; i < procs && !work; i++) work = runqlen(rt.allp[i]) > 0;
+    lock_acquire(&sched.lock);
+    stuck = work && sched.nmidle == 0 && sched.mcount >= sched.maxmcount;
+    lock_release(&sched.lock);
+  }
+  if (!stuck) {
+    since = 0;
+    return;
+  }
+  if (since == 0) since = now;
+  if (now - since < 1000000000) return;
+  if (S.stuckreported) return;
+  S.stuckreported = true;
+  if (stuck_hook) stuck_hook(sched.mcount, sched.maxmcount);
+}
+
 static void *sysmon_main(void *arg) {
   (void)arg;
+  /* acquire: pairs with sysmon_stop's release store. */
   while (!atomic_load_explicit(&S.stop, memory_order_acquire)) {
     note_clear(&S.note);
     note_sleep(&S.note, 0, goro_now() + SYSMON_PERIOD_NS);
     int64_t now = goro_now();
     check_stuck(now);
-    int procs = atomic_load_explicit(&sched.gomaxprocs, memory_order_relaxed);
+    int procs = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
     for (int i = 0; i < procs && i < GORO_MAXPROCS; i++) {
-      P *p = sched.allp[i];
+      P *p = rt.allp[i];
       if (!p) continue;
       uint32_t t = atomic_load_explicit(&p->tick, memory_order_relaxed);
       if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_SYSCALL) {
@@ -147,17 +179,19 @@ static void *sysmon_main(void *arg) {
 }
 
 void sysmon_start(void) {
-  atomic_store(&S.stop, 0);
+  atomic_store_explicit(&S.stop, 0, memory_order_relaxed); /* pthread_create orders it */
   note_clear(&S.note);
   for (int i = 0; i < GORO_MAXPROCS; i++) {
     S.lasttick[i] = 0;
     S.since[i] = 0;
     S.asked[i] = false;
   }
+  S.stuckreported = false;
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
 }
 
 void sysmon_stop(void) {
+  /* release: pairs with sysmon_main's acquire load. */
   atomic_store_explicit(&S.stop, 1, memory_order_release);
   note_wakeup(&S.note);
   if (S.started) pthread_join(S.thread, NULL);

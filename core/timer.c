@@ -3,7 +3,7 @@
 **
 ** Expired timers are fired by whichever M finds them first in findrunnable
 ** (a try-lock, so Ms never queue up here) and, when every M is idle, by the
-** timer thread, which sleeps on a futex until the earliest deadline and is
+** timer thread, which sleeps on its note until the earliest deadline and is
 ** woken when an earlier one is added: no busy waiting.
 **
 ** Callbacks run with T.lock held, so goro_timer_stop() returning means the
@@ -11,8 +11,8 @@
 ** timer functions. Lock order: T.lock, then channel locks (callbacks send on
 ** channels), then the scheduler's locks.
 **
-** Each timer in the heap counts once in sched.nactive (deadlock detection:
-** a pending timer may still wake somebody).
+** Each timer in the heap counts once in live.nactive (deadlock detection,
+** park.c: a pending timer may still wake somebody).
 */
 #include <stdlib.h>
 
@@ -110,8 +110,7 @@ static void heap_del(goro_timer *t) {
 static void wake_thread(void) { note_wakeup(&T.note); }
 
 /* lock held. */
-static int run_expired(int64_t now) {
-  int fired = 0;
+static void run_expired(int64_t now) {
   while (T.n && T.heap[0]->when <= now) {
     goro_timer *t = T.heap[0];
     if (t->period > 0) {
@@ -134,9 +133,7 @@ static int run_expired(int64_t now) {
       if (t->autofree) free(t);
       active_add(-1);
     }
-    fired++;
   }
-  return fired;
 }
 
 static void *timerthread(void *arg) {
@@ -159,7 +156,8 @@ void timers_init(void) {
   T.n = 0;
   T.stop = false;
   T.sleepuntil = INT64_MAX;
-  atomic_store(&T.next, INT64_MAX);
+  /* relaxed: a hint (publish_next); pthread_create orders it anyway */
+  atomic_store_explicit(&T.next, INT64_MAX, memory_order_relaxed);
   note_clear(&T.note);
   T.started = pthread_create(&T.thread, NULL, timerthread, NULL) == 0;
 }
@@ -184,18 +182,17 @@ void timers_fini(void) {
   free(T.heap);
   T.heap = NULL;
   T.n = T.cap = 0;
-  atomic_store(&T.next, INT64_MAX);
+  atomic_store_explicit(&T.next, INT64_MAX, memory_order_relaxed); /* a hint */
 }
 
 int64_t timers_next(void) {
   return atomic_load_explicit(&T.next, memory_order_relaxed);
 }
 
-int timers_run(int64_t now) {
-  if (!lock_try(&T.lock)) return 0; /* someone is firing them */
-  int n = run_expired(now);
+void timers_run(int64_t now) {
+  if (!lock_try(&T.lock)) return; /* someone is firing them */
+  run_expired(now);
   lock_release(&T.lock);
-  return n;
 }
 
 goro_timer *goro_timer_new(int64_t when, int64_t period,
@@ -243,4 +240,3 @@ void goro_timer_free(goro_timer *t) {
   free(t);
 }
 
-void timers_wake_sleeper(void) { wake_thread(); }

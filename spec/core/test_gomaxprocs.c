@@ -43,7 +43,7 @@ static goro_step cpu_step(goro_g *g, void *ud) {
 /* The most CPU-bound Gs that ran at once, less one per retake: a 1 ms
 ** step whose thread a loaded machine deschedules for over ~12 ms looks
 ** stuck to sysmon, which may retake its P and let it finish beside the
-** others (sched.c, retake_running). -1 if the batch did not finish. */
+** others (syscall.c, retake_running). -1 if the batch did not finish. */
 static int run_cpu_batch(void) {
   goro_stats st0, st;
   goro_get_stats(&st0);

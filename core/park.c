@@ -1,0 +1,232 @@
+/*
+** park.c — threads that sleep: notes, outside waiters, the live count and
+** deadlock detection, goro_wait_all, goro_interrupt.
+**
+** A G never sleeps a thread: it parks (its step returns) and goready puts
+** it back. What sleeps a thread is a note (an idle M, sysmon, the timer
+** thread) or an outside wait: an outside thread (the Lua main state), or a
+** G that must not park (goro_nopark), waiting for its selop to be claimed.
+**
+** Deadlock detection. live.nactive counts what can still make progress:
+**   + every G that is runnable, running or in a blocking call (spawn adds
+**     1; a park commit takes it away, goready gives it back; gdestroy
+**     takes it away);
+**   + every pending timer (timer.c: it may still fire a wake-up);
+**   + every G waiting on its thread without a deadline, while its op is
+**     unclaimed: it leaves the count when it starts to wait (select.c) and
+**     is put back by whoever claims its op (op_wake) or by its own timeout.
+** Whoever makes another party live adds before it (or the party that was
+** live) subtracts: goready adds before the waker's own step can end; a
+** timer fires its callback before its own count goes (run_expired). So
+** nactive never reads 0 while something can still run. At 0 nothing is
+** left that could claim an op: no G runs, no timer is pending, every G is
+** parked or waits forever on its thread; only another outside thread could,
+** which is why one outside thread is assumed to block at a time (goro.h).
+**
+** An outside waiter registers its op (ext.waiters) before it tests
+** nactive; the 1 -> 0 transition (active_add) and goro_interrupt bump the
+** word of every registered op. The waiter announces its sleep by setting
+** OP_SLEEPING in the word it read, by CAS, and sleeps only while the word
+** still holds that value: a bump or a claim in between changes the word and
+** the sleep does not happen (or returns at once). So it re-tests after
+** every change and never misses the 0. When it reads 0 it claims its own op
+** (GORO_EDEADLOCK); if a peer claimed it first, the peer's outcome wins.
+** Only a wait without a deadline reports a deadlock: a wait with one ends
+** by itself, as a Go select with a time.After case does.
+**
+** goro_wait_all waits for live.ngs == 0 instead of a claim. ngs falls
+** before nactive (gdestroy: acq_rel, then active_add), so a waiter that
+** reads nactive == 0 (acquire) re-reads ngs before reporting a deadlock:
+** the last G may just have finished. It reports GORO_EDEADLOCK with or
+** without a deadline.
+*/
+#include <string.h>
+
+#include "sched.h"
+
+live_t live;
+
+static struct {
+  lock_t lock;
+  selop *waiters;         /* lock: outside waits in progress */
+  _Atomic uint32_t interrupted; /* goro_interrupt until goro_interrupt_clear */
+} ext;
+
+#if !defined(EXT_SPIN)
+#define EXT_SPIN 2000 /* rounds an outside waiter spins: a sleep costs ~50 us */
+#endif
+
+/* ------------------------------------------------------------ notes */
+
+void note_sleep(note_t *n, int spin, int64_t deadline) {
+  for (int i = 0; i < spin; i++) {
+    if (note_ready(n)) return;
+    cpu_relax();
+  }
+  for (;;) {
+    uint32_t v = 0;
+    /* acquire: if the CAS fails on a 1, the waker's release (note_wakeup)
+    ** is seen. 0 -> 2: we are about to sleep; note_wakeup's exchange
+    ** sees 2 and wakes the address. */
+    if (!atomic_compare_exchange_strong_explicit(&n->key, &v, 2,
+                                                 memory_order_acquire,
+                                                 memory_order_acquire) &&
+        v == 1)
+      return;
+    if (deadline < 0) {
+      wait_on(&n->key, 2, -1);
+    } else {
+      int64_t left = deadline - goro_now();
+      if (left <= 0) {
+        uint32_t two = 2;
+        /* back to 0 unless a wake-up came in the meantime (acquire: as
+        ** above, when it did) */
+        atomic_compare_exchange_strong_explicit(&n->key, &two, 0,
+                                                memory_order_acquire,
+                                                memory_order_acquire);
+        return;
+      }
+      wait_on(&n->key, 2, left);
+    }
+    /* acquire: pairs with the release in note_wakeup. */
+    if (atomic_load_explicit(&n->key, memory_order_acquire) == 1) return;
+  }
+}
+
+/* ------------------------------------------------------------ liveness */
+
+void ext_wake_all(void) {
+  lock_acquire(&ext.lock);
+  for (selop *op = ext.waiters; op; op = op->extnext) {
+    /* release: pairs with the waiter's acquire load of the word; it
+    ** re-reads nactive/interrupted after this. A registered op cannot go
+    ** away while we hold the lock. */
+    if (atomic_fetch_add_explicit(&op->word, 1, memory_order_release) & OP_SLEEPING)
+      wait_wake(&op->word, false);
+  }
+  lock_release(&ext.lock);
+}
+
+void active_add(int64_t n) {
+  /* acq_rel: a waiter that reads 0 (acquire) sees every claim made before
+  ** the count fell (release). */
+  if (atomic_fetch_add_explicit(&live.nactive, n, memory_order_acq_rel) + n == 0)
+    ext_wake_all();
+}
+
+void goro_interrupt(void) {
+  /* release: pairs with the waiter's acquire load after the wake-up. */
+  atomic_store_explicit(&ext.interrupted, 1, memory_order_release);
+  ext_wake_all();
+}
+
+void goro_interrupt_clear(void) {
+  /* release: as in goro_interrupt. */
+  atomic_store_explicit(&ext.interrupted, 0, memory_order_release);
+}
+
+void park_reset(void) {
+  memset(&live, 0, sizeof live);
+  lock_init(&ext.lock);
+  ext.waiters = NULL;
+  atomic_store_explicit(&ext.interrupted, 0, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------- outside waits */
+
+static void ext_register(selop *op) {
+  lock_acquire(&ext.lock);
+  op->extnext = ext.waiters;
+  ext.waiters = op;
+  lock_release(&ext.lock);
+}
+
+static void ext_unregister(selop *op) {
+  lock_acquire(&ext.lock);
+  for (selop **pp = &ext.waiters; *pp; pp = &(*pp)->extnext) {
+    if (*pp == op) {
+      *pp = op->extnext;
+      break;
+    }
+  }
+  lock_release(&ext.lock);
+}
+
+/* Waits until op is claimed (the claimer's outcome is in op), or claims it
+** itself for a deadline, a deadlock, an interrupt. all_gone: goro_wait_all's
+** predicate (ngs == 0) instead of a claim, and the result says why it
+** ended. All acquire loads below pair with the release of what they read:
+** op_wake's OR (OP_READY), gdestroy's decrement (ngs), goro_interrupt's
+** store, active_add's decrement (nactive). */
+static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outside) {
+  for (int i = 0; i < EXT_SPIN; i++) {
+    if (atomic_load_explicit(&op->word, memory_order_acquire) & OP_READY) return GORO_OK;
+    if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) return GORO_OK;
+    cpu_relax();
+  }
+  ext_register(op);
+  int rc = GORO_OK;
+  for (;;) {
+    uint32_t w = atomic_load_explicit(&op->word, memory_order_acquire);
+    if (w & OP_READY) break;
+    int why = 0;
+    if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) break;
+    if (outside && atomic_load_explicit(&ext.interrupted, memory_order_acquire))
+      why = GORO_EINTR;
+    else if (outside && (deadline == GORO_FOREVER || all_gone) &&
+             atomic_load_explicit(&live.nactive, memory_order_acquire) == 0) {
+      /* the last G may have finished between our read of ngs and this one
+      ** (gdestroy lowers ngs, then nactive): the acquire read of nactive
+      ** == 0 sees its ngs decrement, so read ngs again */
+      if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) break;
+      why = GORO_EDEADLOCK;
+    }
+    else if (deadline > 0 && goro_now() >= deadline) why = GORO_ETIMEDOUT;
+    if (why) {
+      if (all_gone) { rc = why; break; }
+      uint32_t z = 0;
+      /* acq_rel: as op_claim (chan.h); acquire on failure: the peer that
+      ** won is about to write the outcome, which we then read after its
+      ** OP_READY. */
+      if (atomic_compare_exchange_strong_explicit(&op->done, &z, 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+        op->fired = -1;
+        op->status = why;
+        if (op->counted) active_add(1); /* claimed by its own timeout */
+        break;
+      }
+      /* claimed by a peer: its outcome arrives in a moment */
+    }
+    /* announce the sleep; a change of the word (a claim, a check) since
+    ** we read it fails the CAS or the wait: no lost wake-up. acq_rel: the
+    ** release side of the announcement pairs with nothing; acquire on
+    ** failure: as the load above. */
+    uint32_t ws = w | OP_SLEEPING;
+    if (w != ws && !atomic_compare_exchange_strong_explicit(&op->word, &w, ws,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+      continue;
+    if (deadline > 0) {
+      int64_t left = deadline - goro_now();
+      wait_on(&op->word, ws, left < 0 ? 0 : left);
+    } else {
+      wait_on(&op->word, ws, -1);
+    }
+  }
+  ext_unregister(op);
+  return rc;
+}
+
+void ext_wait(selop *op, int64_t deadline, bool outside) {
+  ext_wait_pred(op, deadline, false, outside);
+}
+
+int goro_wait_all(int64_t deadline) {
+  if (goro_self()) return GORO_EINVAL;
+  /* acquire: pairs with goro_start's release store. */
+  if (!atomic_load_explicit(&rt.running, memory_order_acquire)) return GORO_OK;
+  selop op;
+  memset(&op, 0, sizeof op);
+  return ext_wait_pred(&op, deadline, true, true);
+}

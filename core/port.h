@@ -1,0 +1,62 @@
+/*
+** port.h — what the core takes from the system beyond C11 atomics and
+** POSIX threads, each piece named and guarded: a system without one builds
+** with a note (#pragma message, not an error, not a warning) and a
+** documented fallback. Sleeping threads is wait.h's (one backend a system).
+**
+**   monotonic clock    clock_gettime(CLOCK_MONOTONIC)   else C11 timespec_get:
+**                                                        the wall clock, so
+**                                                        timers follow its jumps
+**   online CPUs        sysconf(_SC_NPROCESSORS_ONLN)    else 1 (env GOMAXPROCS
+**                                                        still sets it)
+**   preemption signal  pthread_kill to an M's thread    else flag only: a G is
+**                                                        asked to yield at its
+**                                                        next core call
+**   cpu_relax          pause / yield instructions       else nothing (lock.h)
+** The core names no threads (pthread_setname_np differs on every system) and
+** installs no signal handler (the binding does: goro_set_preempt_signal).
+*/
+#ifndef GORO_PORT_H
+#define GORO_PORT_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline int64_t port_clock_ns(void) {
+  struct timespec ts;
+#if defined(CLOCK_MONOTONIC)
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+#pragma message("goro: no CLOCK_MONOTONIC: goro_now() uses the wall clock (timespec_get); deadlines follow its jumps")
+  timespec_get(&ts, TIME_UTC);
+#endif
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int port_online_cpus(void) {
+#if defined(_SC_NPROCESSORS_ONLN)
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)(n > 1000000 ? 1000000 : n) : 1;
+#else
+#pragma message("goro: no sysconf(_SC_NPROCESSORS_ONLN): GOMAXPROCS defaults to 1; set env GOMAXPROCS")
+  return 1;
+#endif
+}
+
+#if defined(_POSIX_VERSION) && !defined(GORO_NO_SIGNALS)
+#include <pthread.h>
+static inline void port_signal_thread(pthread_t t, int signo) { pthread_kill(t, signo); }
+#else
+#pragma message("goro: no POSIX signals: preemption sets the G's flag only (it yields at its next core call)")
+static inline void port_signal_thread(pthread_t t, int signo) { (void)t; (void)signo; }
+#endif
+
+/* Sleeps about us microseconds (goro_stop's polling). */
+static inline void port_sleep_us(long us) {
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
+}
+
+#endif

@@ -1,0 +1,241 @@
+/*
+** select.c — Go's select (select.go); a send, a receive and a sleep are
+** selects of one case or none.
+**
+** goro_select(cases, n, deadline):
+**   1. The non-nil cases become sudogs, sorted by channel address: the lock
+**      order (sellock takes each distinct channel's lock once, in that
+**      order), so two selects over the same channels cannot deadlock.
+**   2. Pass 1, every lock held: poll the cases in a random order (Go's
+**      pollorder, a Fisher-Yates shuffle) and complete the first ready one,
+**      so ready cases are chosen uniformly. Deadline GORO_NOW stops here.
+**   3. Pass 2, locks still held: enqueue a sudog on every channel, then
+**      unlock. From here the op's outcome belongs to whoever claims it
+**      (chan.c): a peer, close(), the deadline timer, the waiting thread.
+**   4. A G parks (GORO_EPARK; the step returns, and goro_select_finish
+**      collects the outcome); a thread waits in park.c's ext_wait. Then
+**      selfinish unlinks the sudogs still queued, one channel lock at a
+**      time: the op is claimed, nobody can fire it any more.
+** The sudogs of a G's select live in the G (up to SEL_INLINE), so a park
+** allocates nothing.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan.h"
+
+static void sel_timeout(void *arg, int64_t now) {
+  goro_g *g = arg;
+  selop *op = &g->op;
+  if (!op_claim(op)) return;
+  op->fired = -1;
+  op->status = GORO_ETIMEDOUT;
+  goready(g);
+}
+
+/* Removes the op's remaining sudogs (Go's selectgo after wake-up). */
+static int selfinish(selop *op, int *index, bool *recvok) {
+  for (int k = 0; k < op->n; k++) {
+    sudog *sg = &op->sg[k];
+    goro_chan *c = sg->c;
+    if (k == 0 || op->sg[k - 1].c != c) lock_acquire(&c->lock);
+    if (sg->queued) waitq_remove(c, sg);
+    if (k == op->n - 1 || op->sg[k + 1].c != c) lock_release(&c->lock);
+  }
+  if (op->timer) {
+    goro_timer_free(op->timer);
+    op->timer = NULL;
+  }
+  if (index) *index = op->fired;
+  if (recvok) *recvok = op->recvok;
+  if (op->status == GORO_OK) count_op();
+  return op->status;
+}
+
+int goro_select_finish(int *index, bool *recvok) {
+  goro_g *g = goro_self();
+  if (!g || !g->op.pending) return GORO_EINVAL;
+  selop *op = &g->op;
+  int rc = selfinish(op, index, recvok);
+  op->pending = false;
+  if (g->sgheap) {
+    free(g->sgheap);
+    g->sgheap = NULL;
+  }
+  return rc;
+}
+
+int goro_op_outcome(goro_g *g, int *index) {
+  if (index) *index = g->op.fired;
+  return g->op.fired == -2 ? GORO_EAGAIN : g->op.status;
+}
+
+/* Called by goro_stop for a G parked forever: unlink its sudogs. */
+void select_cancel_all(goro_g *g) {
+  if (g->op.pending) {
+    selfinish(&g->op, NULL, NULL);
+    g->op.pending = false;
+  }
+}
+
+static void sellock(sudog *sgs, int n) {
+  for (int k = 0; k < n; k++)
+    if (k == 0 || sgs[k - 1].c != sgs[k].c) lock_acquire(&sgs[k].c->lock);
+}
+
+static void selunlock(sudog *sgs, int n) {
+  for (int k = 0; k < n; k++)
+    if (k == n - 1 || sgs[k + 1].c != sgs[k].c) lock_release(&sgs[k].c->lock);
+}
+
+static _Thread_local uint64_t tls_rand;
+
+static uint64_t selrand(void) {
+  if (tls_rand == 0) tls_rand = (uint64_t)goro_now() * 0x9E3779B97F4A7C15ULL | 1;
+  return fastrand(&tls_rand);
+}
+
+static int cmp_sudog(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)((const sudog *)a)->c, y = (uintptr_t)((const sudog *)b)->c;
+  return x < y ? -1 : x > y;
+}
+
+#define SEL_STACK 8
+
+int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
+                bool *recvok) {
+  if (n < 0 || (n > 0 && !cases)) return GORO_EINVAL;
+  goro_g *g = goro_self();
+  if (g && g->op.pending) return GORO_EINVAL; /* finish the last one first */
+  bool okbuf;
+  if (!recvok) recvok = &okbuf;
+  int idxbuf;
+  if (!index) index = &idxbuf;
+  *recvok = false;
+  *index = -1;
+
+  /* Sudogs in lock order (by channel address); pass 1 polls them in a
+  ** random order, as Go's pollorder. */
+  int nn = 0;
+  for (int i = 0; i < n; i++) {
+    if (!cases[i].c) continue;
+    if (cases[i].dir != GORO_SEND && cases[i].dir != GORO_RECV) return GORO_EINVAL;
+    nn++;
+  }
+  bool parkg = g && !g->nopark && deadline != GORO_NOW;
+  sudog stackbuf[SEL_STACK];
+  int pollstack[SEL_STACK];
+  sudog *sgs = stackbuf;
+  int *poll = pollstack;
+  if (parkg) sgs = nn <= SEL_INLINE ? g->sgbuf : NULL;
+  if (!sgs || nn > SEL_STACK) {
+    sgs = malloc(sizeof *sgs * (size_t)(nn ? nn : 1));
+    if (!sgs) return GORO_ENOMEM;
+  }
+  if (nn > SEL_STACK) {
+    poll = malloc(sizeof *poll * (size_t)nn);
+    if (!poll) {
+      if (sgs != stackbuf && !(parkg && sgs == g->sgbuf)) free(sgs);
+      return GORO_ENOMEM;
+    }
+  }
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    if (!cases[i].c) continue;
+    sgs[k].c = cases[i].c;
+    sgs[k].elem = cases[i].elem;
+    sgs[k].idx = i;
+    sgs[k].dir = cases[i].dir;
+    sgs[k].queued = false;
+    k++;
+  }
+  if (nn > 1) qsort(sgs, (size_t)nn, sizeof *sgs, cmp_sudog);
+  for (int i = 0; i < nn; i++) { /* Fisher-Yates */
+    int j = (int)(selrand() % (uint64_t)(i + 1));
+    poll[i] = poll[j];
+    poll[j] = i;
+  }
+
+  int rc = GORO_OK;
+  selop *peer = NULL;
+  selop local, *op;
+  sellock(sgs, nn);
+  /* pass 1: a ready case, in random order */
+  for (int pi = 0; pi < nn; pi++) {
+    sudog *sg = &sgs[poll[pi]];
+    int r;
+    if (sg->dir == GORO_SEND) {
+      r = chan_trysend(sg->c, sg->elem, &peer);
+      if (r < 0) {
+        selunlock(sgs, nn);
+        *index = sg->idx;
+        rc = GORO_ECLOSED;
+        goto out;
+      }
+    } else {
+      r = chan_tryrecv(sg->c, sg->elem, recvok, &peer);
+    }
+    if (r > 0) {
+      selunlock(sgs, nn);
+      if (peer) op_wake(peer);
+      *index = sg->idx;
+      count_op();
+      goto out;
+    }
+  }
+  if (deadline == GORO_NOW) {
+    selunlock(sgs, nn);
+    rc = GORO_EAGAIN;
+    goto out;
+  }
+  /* pass 2: enqueue on every channel, then wait */
+  op = parkg ? &g->op : &local;
+  atomic_store_explicit(&op->done, 0, memory_order_relaxed);
+  atomic_store_explicit(&op->word, 0, memory_order_relaxed);
+  op->fired = -2;
+  op->status = GORO_OK;
+  op->recvok = false;
+  op->g = parkg ? g : NULL;
+  /* a G waiting forever on its thread can be part of a deadlock; one with
+  ** a deadline comes back by itself (it stays live, like a timer) */
+  op->counted = g != NULL && !parkg && deadline == GORO_FOREVER;
+  op->sg = sgs;
+  op->n = nn;
+  op->timer = NULL;
+  op->extnext = NULL;
+  for (int i = 0; i < nn; i++) {
+    sgs[i].op = op;
+    waitq_enqueue(sgs[i].c, &sgs[i]);
+  }
+  selunlock(sgs, nn);
+  if (poll != pollstack) free(poll);
+  if (parkg) {
+    if (sgs != g->sgbuf) g->sgheap = sgs;
+    if (deadline > 0) op->timer = goro_timer_new(deadline, 0, sel_timeout, g);
+    op->pending = true;
+    return GORO_EPARK;
+  }
+  /* a thread waits: an outside thread, or a G that must not park. Such a G
+  ** waits like a parked one for deadlock detection: it leaves the live
+  ** count, and whoever claims its operation puts it back. */
+  if (g) {
+    goro_enter_blocking();
+    if (op->counted) active_add(-1);
+  }
+  ext_wait(op, deadline, g == NULL);
+  if (g) goro_exit_blocking();
+  rc = selfinish(op, index, recvok);
+  if (sgs != stackbuf) free(sgs);
+  return rc;
+
+out:
+  if (poll != pollstack) free(poll);
+  if (sgs != stackbuf && !(parkg && sgs == g->sgbuf)) free(sgs);
+  return rc;
+}
+
+int goro_sleep(int64_t deadline) {
+  if (deadline == GORO_FOREVER) return GORO_EINVAL;
+  int rc = goro_select(NULL, 0, deadline, NULL, NULL);
+  return rc == GORO_ETIMEDOUT ? GORO_OK : rc; /* a parked G gets EPARK */
+}
