@@ -15,12 +15,23 @@ LUA_LIB ?= $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua
 FFI_LIB ?= -lffi
 
 CC ?= cc
-BUILD ?= build
+# WAIT picks how threads sleep (core/wait.h): empty for the system's own
+# (futex on Linux, os_sync/__ulock on macOS, _umtx_op on FreeBSD, else the
+# portable one); WAIT=portable forces pthread mutexes and condition
+# variables. Each backend builds in its own folder (objects do not depend
+# on flags); luarocks' inner make inherits WAIT through MAKEFLAGS.
+WAIT ?=
+ifneq ($(filter-out portable,$(WAIT)),)
+$(error goro: unknown WAIT=$(WAIT): use WAIT=portable, or leave WAIT empty for the system's own)
+endif
+WAIT_FLAGS := $(if $(WAIT),-DGORO_WAIT_PORTABLE)
+WAIT_SUFFIX := $(if $(WAIT),-$(WAIT))
+BUILD ?= build$(WAIT_SUFFIX)
 SAN ?=
 OPT ?= -O2
 WERROR ?= -Werror
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread \
-             -Wall -Wextra $(WERROR) -Wno-unused-parameter $(SAN) $(CFLAGS)
+             -Wall -Wextra $(WERROR) -Wno-unused-parameter $(WAIT_FLAGS) $(SAN) $(CFLAGS)
 LDFLAGS_ALL = -pthread $(SAN) $(LDFLAGS)
 
 CORE_SRC := $(wildcard core/*.c)
@@ -95,11 +106,11 @@ test-san: $(SPEC_CORE_BIN) $(LUA_MOD) $(HOST)
 	  GORO_LUA="$(HOST)" $(SANENV) sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_LUA)
 
 tsan: deps
-	@$(MAKE) --no-print-directory test-san BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" \
+	@$(MAKE) --no-print-directory test-san BUILD=build-tsan$(WAIT_SUFFIX) OPT=-O1 SAN="-fsanitize=thread" \
 	  SANENV="TSAN_OPTIONS='halt_on_error=1 second_deadlock_stack=1 report_thread_leaks=0' STRESS_SCALE=0.1 GORO_TSAN=1"
 
 asan: deps
-	@$(MAKE) --no-print-directory test-san BUILD=build-asan OPT=-O1 \
+	@$(MAKE) --no-print-directory test-san BUILD=build-asan$(WAIT_SUFFIX) OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  SANENV="ASAN_OPTIONS='detect_leaks=1' STRESS_SCALE=0.2"
 
@@ -117,7 +128,7 @@ demo: rock
 	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; $(LUA) examples/demo.lua
 
 clean:
-	rm -rf build build-tsan build-asan rocks
+	rm -rf build build-* rocks
 
 # --- the Lua module -----------------------------------------------------------
 
