@@ -1,12 +1,27 @@
-# goro — the one build definition.
+# goro — the one build definition (further targets in mk/*.mk).
 #
-#   make            build the core (build/libgoro.a) and the Lua module
-#   make demo       install what is missing, build, run examples/demo.lua
-#   make test       install what is missing, build, run every test
-#   make tsan/asan  the same tests under ThreadSanitizer / ASan+UBSan
-#   make bench      the benchmarks (bench/), never part of the tests
+#   make / make all   build the core (build/libgoro.a) and the module (build/goro.so)
+#   make core         the core library only; make module: the Lua module only
+#   make demo         the README's first command: install what is missing,
+#                     build, install into rocks/, run examples/demo.lua
+#   make test         the README's second command: the same, then every test
+#                     (C core tests, then the Lua specs against rocks/)
+#   make test-core    the C core tests only
+#   make tsan / asan  the whole suite under ThreadSanitizer / ASan+UBSan
+#                     (test-san runs it with the sanitizer-linked host)
+#   make bench        the benchmarks (bench/), never part of the tests;
+#                     make bench-core: the core's own C benchmark
+#   make rock         install into the local LuaRocks tree rocks/
+#   make install      install into INST_LIBDIR/INST_LUADIR (luarocks calls it)
+#   make deps         install missing Debian packages (as root)
+#   make clean        remove build*/ and rocks/
+#   mk/reliability.mk: make stress, make fuzz, make fuzz-merge, make valgrind
+#   mk/luaversions.mk: make test-lua-versions (every release in ../shared/lua-releases)
+#   mk/package.mk:     make lint-rockspecs
 #
-# BUILD selects the output folder; SAN adds sanitizer flags (set by tsan/asan).
+# Variables: BUILD (output folder), SAN (sanitizer flags, set by tsan/asan),
+# OPT, WERROR, WAIT (=portable: the pthread wait/wake backend), LUA, LUA_INC,
+# LUA_LIB, FFI_LIB.
 
 LUA_VERSION := 5.4
 LUA ?= $(shell command -v lua$(LUA_VERSION) 2>/dev/null || command -v lua 2>/dev/null)
