@@ -5,6 +5,8 @@
 ** registry (RK_OBJS), so `ch == ch` holds after a round trip through
 ** another state. The userdata's metatable is made in a state on first use.
 */
+#include <string.h>
+
 #include "goro_lua.h"
 
 /* The userdata of a goro object in one state, owned by that state (its
@@ -68,10 +70,21 @@ gobj *gobj_test(lua_State *L, int idx) {
 
 gobj *gobj_check(lua_State *L, int idx, int type) {
   gobj *o = gobj_test(L, idx);
-  if (!o || o->type != type)
-    luaL_error(L, "goro: bad argument #%d: %s expected, got %s", idx, gobj_typename(type),
-               o ? gobj_typename(o->type) : luaL_typename(L, idx));
-  return o;
+  if (o && o->type == type) return o;
+  const char *got = o ? gobj_typename(o->type) : luaL_typename(L, idx);
+  lua_Debug ar;
+  /* obj.method(x) instead of obj:method(x): the object is missing from #1 */
+  if (idx == 1 && lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name &&
+      ar.namewhat && strcmp(ar.namewhat, "field") == 0) {
+    if (strcmp(ar.name, "?") == 0)
+      luaL_error(L, "goro: bad argument #1: %s expected, got %s: call it as a method, "
+                 "with a colon (x:method(...), not x.method(...))", gobj_typename(type), got);
+    luaL_error(L, "goro: bad argument #1 to '%s': %s expected, got %s: call it as a "
+               "method, with a colon (x:%s(...), not x.%s(...))", ar.name,
+               gobj_typename(type), got, ar.name, ar.name);
+  }
+  luaL_error(L, "goro: bad argument #%d: %s expected, got %s", idx, gobj_typename(type), got);
+  return NULL;
 }
 
 static int obj_gc(lua_State *L) {

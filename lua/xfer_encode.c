@@ -523,6 +523,11 @@ static xbuf *encode_n(lua_State *L, int idx0, int n, const char *what0, bool rai
   seen_free(&e.seen);
   if (st == LUA_OK) return e.b;
   xbuf_free(e.b, true);
+  if (lua_type(L, -1) == LUA_TSTRING) { /* where the user called send, go()... */
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+  }
   if (raise) lua_error(L);
   return NULL;
 }
