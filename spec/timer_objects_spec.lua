@@ -2,8 +2,11 @@
 -- on several threads that read t.c for the first time at once all get the
 -- same channel (ltime.c publishes it with a CAS), and t:reset from several
 -- goroutines at once leaves a working ticker.
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local lu = require "luaunit"
 local go = require "goro"
+local S = require "support"
+local recv = S.recv -- a receive with a watchdog: a regression fails, not hangs
 
 local ROUNDS, GS = 40, 8
 
@@ -19,8 +22,8 @@ function test_concurrent_first_reads_of_t_c_give_one_channel()
       end)
     end
     start:close()
-    local first = out:recv()
-    for _ = 2, GS do lu.assertTrue(rawequal(out:recv(), first)) end
+    local first = recv(out)
+    for _ = 2, GS do lu.assertTrue(rawequal(recv(out), first)) end
     lu.assertTrue(rawequal(t.c, first))
     t:stop()
   end
@@ -38,7 +41,7 @@ function test_concurrent_resets_leave_a_working_ticker()
     end)
   end
   wg:wait()
-  local v = tk.c:recv() -- it ticks within a few ms of the last reset
+  local v = recv(tk.c) -- it ticks within a few ms of the last reset
   lu.assertEquals(math.type(v), "float")
   tk:stop()
 end
