@@ -1,5 +1,6 @@
--- goro.sync — Go's sync primitives (and x/sync's semaphore, singleflight)
--- for goroutines that live in different lua_States.
+-- goro.sync — Go's sync primitives (and x/sync's semaphore, singleflight,
+-- and time.AfterFunc, built the same way) for goroutines that live in
+-- different lua_States.
 --
 -- A value that crosses goroutines is copied; only goro objects (channels,
 -- waitgroups, timers) are shared. So every object here is a small plain
@@ -496,8 +497,8 @@ end
 -- rec = {id, dups, waits, res, chans}: dups counts the callers that joined
 -- (Go's dups), waits those of them waiting in call; res is a capacity-1
 -- channel where the runner leaves the outcome for those (each takes it
--- and puts it back), chans the
--- capacity-1 channels of do_chan's callers, each sent one result table.
+-- and puts it back), chans the capacity-1 channels of do_chan's callers,
+-- each sent one result table.
 -- A forgotten execution moves from calls to forgotten, so that the next
 -- call runs fn again while this one still finds its waiters at the end.
 
