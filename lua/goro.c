@@ -148,6 +148,7 @@ static const char *patterns[][2] = {
   {"map", "goro.pool"}, {"pipeline", "goro.pool"}, {"merge", "goro.pool"},
   {"generate", "goro.pool"}, {"limiter", "goro.pool"}, {"ffi", "goro.ffi"},
   {"shard", "goro.shard"},
+  {"after_func", "goro.sync"},
   {NULL, NULL}};
 
 /* go(fn, ...) through the module's __call */

@@ -150,8 +150,8 @@ end
 
 function test_set_limit_errors()
   local g = go.errgroup()
-  lu.assertErrorMsgContains("errgroup limit must be a positive integer", g.set_limit, g, 0)
-  lu.assertErrorMsgContains("errgroup limit", g.set_limit, g, 1.5)
+  lu.assertErrorMsgContains("errgroup limit must be an integer", g.set_limit, g, 1.5)
+  lu.assertErrorMsgContains("errgroup limit must be an integer", g.set_limit, g, nil)
   g:set_limit(1)
   local release = go.chan()
   g:go(function() release:recv() end)

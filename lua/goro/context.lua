@@ -132,12 +132,15 @@ local function derive(parent, kind, deadline)
     st = go.chan(1), dl = deadline or parent.dl}, M)
   c.st:send(false)
   local perr = errof(parent)
+  -- one reading of the clock: a second one, later, could make the
+  -- remaining time negative (go.timer refuses that)
+  local left = deadline and deadline - go.now()
   if perr then
     cancel(c, perr)
-  elseif deadline and deadline <= go.now() then
+  elseif left and left <= 0 then
     cancel(c, DEADLINE)
   elseif parent.dc or deadline then
-    go(watch, parent, c, deadline and deadline - go.now())
+    go(watch, parent, c, left)
   end
   return c, function() cancel(c, CANCELED) end
 end

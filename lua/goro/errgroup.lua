@@ -64,12 +64,22 @@ function M.errgroup(ctx)
 end
 M.new = M.errgroup
 
+local function checkfn(fn, what)
+  if type(fn) ~= "function" then
+    error("goro: errgroup " .. what .. " needs a function, got " .. type(fn), 3)
+  end
+end
+
 -- g:go(fn, ...): runs fn(...) in a new goroutine of the group (fn and the
 -- arguments are copied there). With a limit set, blocks until fewer than
--- that many tasks are running.
+-- that many tasks are running. Under a limit of 0 no task can ever start:
+-- Go's Go blocks forever there; this raises instead (the bug at once,
+-- not as a hang).
 function methods.go(g, fn, ...)
-  if type(fn) ~= "function" then
-    error("goro: errgroup go needs a function, got " .. type(fn), 2)
+  checkfn(fn, "go")
+  if g.zero then
+    error("goro: errgroup go: the limit is 0, so no task can ever start: set_limit(n) "
+      .. "with n > 0, or -1 for no limit (try_go returns false under 0)", 2)
   end
   if g.sem then g.sem:send(true) end
   g.wg:add(1)
@@ -77,24 +87,21 @@ function methods.go(g, fn, ...)
 end
 
 -- g:try_go(fn, ...) -> true if it started fn, false (and fn does not run)
--- if the limit is reached.
+-- if the limit is reached (always, under a limit of 0).
 function methods.try_go(g, fn, ...)
-  if type(fn) ~= "function" then
-    error("goro: errgroup try_go needs a function, got " .. type(fn), 2)
-  end
-  if g.sem and not g.sem:trysend(true) then return false end
+  checkfn(fn, "try_go")
+  if g.zero or g.sem and not g.sem:trysend(true) then return false end
   g.wg:add(1)
   go(run, g, fn, ...)
   return true
 end
 
--- g:set_limit(n): at most n tasks run at once (n < 0: no limit). As in Go,
--- the limit may not change while tasks run, and must be set before g is
--- copied to other goroutines. A limit of 0 is an error (every go would
--- block forever).
+-- g:set_limit(n): at most n tasks run at once (n < 0: no limit; 0: none
+-- may start, as Go's SetLimit(0)). As in Go, the limit may not change
+-- while tasks run, and must be set before g is copied to other goroutines.
 function methods.set_limit(g, n)
-  if math.type(n) ~= "integer" or n == 0 then
-    error("goro: errgroup limit must be a positive integer (or negative for none), got "
+  if math.type(n) ~= "integer" then
+    error("goro: errgroup limit must be an integer (negative for none), got "
       .. tostring(n), 2)
   end
   if g.sem and #g.sem > 0 then
@@ -102,6 +109,7 @@ function methods.set_limit(g, n)
       .. "are still active", #g.sem), 2)
   end
   g.sem = n > 0 and go.chan(n) or nil
+  g.zero = n == 0 or nil
 end
 
 -- g:wait() -> the first error, or nil. Blocks until every task has

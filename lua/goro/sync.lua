@@ -1,5 +1,6 @@
--- goro.sync — Go's sync primitives (and x/sync's semaphore, singleflight)
--- for goroutines that live in different lua_States.
+-- goro.sync — Go's sync primitives (and x/sync's semaphore, singleflight,
+-- and time.AfterFunc, built the same way) for goroutines that live in
+-- different lua_States.
 --
 -- A value that crosses goroutines is copied; only goro objects (channels,
 -- waitgroups, timers) are shared. So every object here is a small plain
@@ -397,14 +398,29 @@ local function sem_notify(self, s)
   return s
 end
 
--- sem:acquire([k [, ctx]]) -> true, or nil and ctx:err() if ctx ended
+-- sem:acquire([k [, ctx]]) -> true, or false and ctx:err() if ctx ended
 -- first (then nothing is held). Blocks until k (default 1) tokens are
--- available and every earlier waiter has been served. Asking for more than
--- the size is an error (it could never succeed). Go's order,
--- sem:acquire(ctx [, k]), works too.
+-- available and every earlier waiter has been served. Go's order,
+-- sem:acquire(ctx [, k]), works too. As x/sync's Acquire (>= 0.5):
+--   * a ctx already done fails, even when the tokens are free, and a ctx
+--     that ends while the tokens arrive fails too (they go back);
+--   * a request larger than the size can never succeed: it waits for ctx
+--     to end without queueing, so it blocks nobody else. Without a ctx
+--     that can end, Go would block forever; here it is an error instead,
+--     the same program bug said at once rather than as a hang.
 function Sem.acquire(self, k, ctx)
   if type(k) == "table" then k, ctx = ctx, k end
   k = checkcount(k, "semaphore acquire", 2)
+  local done = ctx and ctx:done()
+  if done and done:closed() then return false, ctx:err() end
+  if k > self.size then
+    if not done then
+      -- (spec/errpos_spec.lua pins this text to its end)
+      error(string.format("goro: semaphore acquire of %d exceeds its size %d", k, self.size), 2)
+    end
+    waited(pcall(recv, done))
+    return false, ctx:err()
+  end
   local s = self.st:recv()
   if type(s) == "number" then
     if self.size - s >= k then
@@ -413,26 +429,20 @@ function Sem.acquire(self, k, ctx)
     end
     s = {cur = s, nid = 1}
   end
-  if k > self.size then
-    self.st:send(s)
-    error(string.format("goro: semaphore acquire of %d exceeds its size %d", k, self.size), 2)
-  end
-  if ctx then
-    local err = ctx:err()
-    if err then
-      self.st:send(s)
-      return nil, err
-    end
-  end
   local rec = {n = k, ready = go.chan(1), nextc = go.chan(1)}
   enqueue(s, rec)
   self.st:send(s)
-  if not ctx then
+  if not done then
     waited(pcall(recv, rec.ready))
     return true
   end
-  local i = waited(pcall(select1, {{rec.ready, "recv"}, {ctx:done(), "recv"}}))
-  if i == 1 then return true end
+  local i = waited(pcall(select1, {{rec.ready, "recv"}, {done, "recv"}}))
+  if i == 1 then
+    if not done:closed() then return true end
+    -- ctx ended as the tokens came: Go gives them back and fails
+    self:release(k)
+    return false, ctx:err()
+  end
   -- the context ended: leave the queue, unless the tokens came meanwhile
   s = self.st:recv()
   local _, got = rec.ready:tryrecv()
@@ -440,7 +450,7 @@ function Sem.acquire(self, k, ctx)
   if got then s.cur = s.cur - k end -- give them back (Go does the same)
   rec.ready:close()
   self.st:send(sem_notify(self, s))
-  return nil, ctx:err()
+  return false, ctx:err()
 end
 
 -- sem:try_acquire([k]) -> true if it took k tokens without waiting (only
@@ -483,9 +493,14 @@ function Sem.held(self)
 end
 
 -- --------------------------------------------------------------- singleflight
--- state: {calls = {[key] = {id, dups, res}}, nid}; res is a capacity-1
--- channel where the running caller leaves the outcome, which each waiter
--- takes and puts back.
+-- state: {calls = {[key] = rec}, forgotten = {[id] = rec} or nil, nid},
+-- rec = {id, dups, waits, res, chans}: dups counts the callers that joined
+-- (Go's dups), waits those of them waiting in call; res is a capacity-1
+-- channel where the runner leaves the outcome for those (each takes it
+-- and puts it back), chans the capacity-1 channels of do_chan's callers,
+-- each sent one result table.
+-- A forgotten execution moves from calls to forgotten, so that the next
+-- call runs fn again while this one still finds its waiters at the end.
 
 local SF = {}
 classes.singleflight = SF
@@ -498,65 +513,221 @@ function M.singleflight()
   return g
 end
 
+-- Joins the execution running for key, if any: adds a caller (and its
+-- do_chan channel) to it. Called with the state s held.
+local function sf_join(s, key, ch)
+  local c = s.calls[key]
+  if not c then return nil end
+  c.dups = c.dups + 1
+  if ch then c.chans[#c.chans + 1] = ch else c.waits = c.waits + 1 end
+  return c
+end
+
+-- Registers a new execution for key in the held state s.
+local function sf_start(s, key, ch)
+  local id = s.nid
+  s.nid = id + 1
+  local c = {id = id, dups = 0, waits = 0, res = go.chan(1), chans = {ch}}
+  s.calls[key] = c
+  return c
+end
+
+local function uncopyable(key)
+  return "goro: singleflight: the result of '" .. tostring(key)
+    .. "' cannot be copied to the other callers: return strings, numbers or tables"
+end
+
+-- The end of execution c: takes it out of the state, then hands the
+-- outcome to everybody who joined. ok, v, err: pcall(fn)'s results.
+-- Returns whether the outcome was shared.
+local function sf_finish(self, key, c, ok, v, err)
+  local s = self.st:recv()
+  local cur = s.calls[key]
+  if cur and cur.id == c.id then
+    c = cur
+    s.calls[key] = nil
+  elseif s.forgotten and s.forgotten[c.id] then
+    c = s.forgotten[c.id]
+    s.forgotten[c.id] = nil
+    if next(s.forgotten) == nil then s.forgotten = nil end
+  end
+  self.st:send(s)
+  local shared = c.dups > 0
+  if c.waits > 0 then
+    local r = ok and {ok = true, v = v, err = err} or {ok = false, err = v}
+    if not pcall(c.res.send, c.res, r) then c.res:send({ok = false, err = uncopyable(key)}) end
+  end
+  for _, ch in ipairs(c.chans) do
+    local r = ok and {val = v, err = err, shared = shared} or {err = v, shared = shared}
+    if not pcall(ch.send, ch, r) then ch:send({err = uncopyable(key), shared = shared}) end
+  end
+  return shared
+end
+
 -- g:call(key, fn, ...) -> v, err, shared. If no call for key is running,
 -- runs fn(...) here and returns its first two results (Lua's `v, err`);
 -- otherwise waits for the running one and returns a copy of its results.
 -- shared is true when more than one caller received them. If fn raises,
--- every caller of that execution raises the same error.
+-- every caller of that execution raises the same error (do_chan's callers
+-- receive it as err).
 function SF.call(self, key, fn, ...)
   if key == nil then error("goro: singleflight key must not be nil", 2) end
   local s = self.st:recv()
-  local c = s.calls[key]
+  local c = sf_join(s, key)
   if c then
-    c.dups = c.dups + 1
     self.st:send(s)
     local r = waited(pcall(recv, c.res))
     c.res:send(r) -- put it back for the other waiters (capacity 1: no wait)
     if not r.ok then error(r.err, 0) end
     return r.v, r.err, true
   end
-  local id = s.nid
-  s.nid = id + 1
-  c = {id = id, dups = 0, res = go.chan(1)}
-  s.calls[key] = c
+  c = sf_start(s, key)
   self.st:send(s)
   local ok, v, err = pcall(fn, ...)
-  s = self.st:recv()
-  local cur = s.calls[key]
-  local dups = 0
-  if cur and cur.id == id then
-    dups = cur.dups
-    s.calls[key] = nil
-  elseif s.forgotten and s.forgotten[id] then
-    dups = s.forgotten[id]
-    s.forgotten[id] = nil
-    if next(s.forgotten) == nil then s.forgotten = nil end
-  end
-  self.st:send(s)
-  if dups > 0 then
-    local r = ok and {ok = true, v = v, err = err} or {ok = false, err = v}
-    local sent = pcall(c.res.send, c.res, r)
-    if not sent then
-      c.res:send({ok = false, err = "goro: singleflight: the result of '" .. tostring(key)
-        .. "' cannot be copied to the other callers"})
-    end
-  end
+  local shared = sf_finish(self, key, c, ok, v, err)
   if not ok then error(v, 0) end
-  return v, err, dups > 0
+  return v, err, shared
 end
 SF["do"] = SF.call
 
--- g:forget(key): the next call for key runs fn again instead of waiting
--- for the one in flight (whose waiters still get its result).
+-- The goroutine of an execution do_chan started.
+local function sf_run(self, key, c, fn, ...)
+  sf_finish(self, key, c, pcall(fn, ...))
+end
+
+-- g:call_chan(key, fn, ...) (also g:do_chan) -> a channel that receives
+-- one table {val = v, err = err, shared = bool} when the execution for key
+-- ends: the running one if there is one, else fn(...) started in a new
+-- goroutine (fn and the arguments are copied there). Use it in go.select
+-- to stop waiting (a timeout, a ctx) while the execution goes on. If fn
+-- raises, err is the error (Go's DoChan would crash the program).
+function SF.call_chan(self, key, fn, ...)
+  if key == nil then error("goro: singleflight key must not be nil", 2) end
+  if type(fn) ~= "function" then
+    error("goro: singleflight do_chan needs a function, got " .. type(fn), 2)
+  end
+  local ch = go.chan(1)
+  local s = self.st:recv()
+  if sf_join(s, key, ch) then
+    self.st:send(s)
+    return ch
+  end
+  local c = sf_start(s, key, ch)
+  -- spawn while holding the state: the goroutine cannot finish before it
+  -- is sent back, and a spawn that fails (arguments that cannot be
+  -- copied) leaves the state as it was
+  local ok, err = pcall(go, sf_run, self, key, c, fn, ...)
+  if not ok then
+    s.calls[key] = nil
+    s.nid = s.nid - 1
+    self.st:send(s)
+    error(err, 2)
+  end
+  self.st:send(s)
+  return ch
+end
+SF.do_chan = SF.call_chan
+
+-- g:forget(key): the next call for key runs fn again instead of joining
+-- the one in flight (whose callers still get its result).
 function SF.forget(self, key)
   local s = self.st:recv()
   local c = s.calls[key]
   if c then
     s.calls[key] = nil
     s.forgotten = s.forgotten or {}
-    s.forgotten[c.id] = c.dups
+    s.forgotten[c.id] = c
   end
   self.st:send(s)
+end
+
+-- --------------------------------------------------------------- after_func
+-- Go's time.AfterFunc. Each arming is a generation {claim, stop}: a
+-- goroutine waits for its timer or for stop to close; claim holds one
+-- token, and whoever takes it decides: the goroutine when the timer fires
+-- (then it runs fn), or stop/reset (then fn never runs, and the goroutine,
+-- woken by stop's close, exits). A token is taken once, so a stop racing
+-- with the firing gives exactly one of: fn runs, or stop returns true. The
+-- handle's st (capacity 1) holds the current generation, so every copy of
+-- the handle stops and resets the same timer.
+-- (A C timer could start the goroutine only when it fires; this one is
+-- parked meanwhile, one goroutine per pending after_func.)
+
+local AF = {}
+classes.afterfunc = AF
+
+local function af_wait(t, gen, fn, ...)
+  local i = go.select{{t.c, "recv"}, {gen.stop, "recv"}}
+  if i == 1 then
+    local _, won = gen.claim:tryrecv()
+    if won then return fn(...) end
+  else
+    t:stop()
+  end
+end
+
+-- Arms a generation: the goroutine and its timer.
+local function af_arm(self, sec)
+  local gen = {claim = go.chan(1), stop = go.chan()}
+  gen.claim:send(true)
+  local t = go.timer(sec)
+  local ok, err = pcall(go, af_wait, t, gen, self.fn, table.unpack(self.args, 1, self.args.n))
+  if not ok then
+    t:stop()
+    error(err, 3)
+  end
+  return gen
+end
+
+-- Takes gen's token (and wakes its goroutine to exit): true if fn had
+-- neither run nor been stopped.
+local function af_disarm(gen)
+  local _, won = gen.claim:tryrecv()
+  if won then gen.stop:close() end
+  return won
+end
+
+local function checksec(sec, what, arg)
+  if type(sec) ~= "number" then
+    error(string.format("goro: %s: argument #%d must be a number of seconds, got %s",
+      what, arg, type(sec)), 3)
+  end
+  if sec ~= sec then error("goro: " .. what .. ": the duration is NaN: pass a number of seconds", 3) end
+  return sec > 0 and sec or 0 -- as Go: a duration <= 0 fires at once
+end
+
+-- go.after_func(sec, fn, ...) -> t. Calls fn(...) in its own goroutine
+-- after sec seconds (fn and the arguments are copied there; sec <= 0:
+-- at once). t:stop() -> true if that stopped fn from being called, false
+-- if it had already started or been stopped (Go: it does not wait for fn
+-- to return). t:reset(sec) -> true if fn was pending: it now runs sec
+-- seconds from now; false if it had run or been stopped: it is scheduled
+-- to run again. An error fn raises is a goroutine's error (Go: a panic).
+function M.after_func(sec, fn, ...)
+  sec = checksec(sec, "go.after_func", 1)
+  if type(fn) ~= "function" then
+    error("goro: go.after_func needs a function, got " .. type(fn), 2)
+  end
+  local self = new("afterfunc", {fn = fn, args = table.pack(...), st = go.chan(1)})
+  self.st:send(af_arm(self, sec))
+  return self
+end
+
+function AF.stop(self)
+  local gen = self.st:recv()
+  local won = af_disarm(gen)
+  self.st:send(gen)
+  return won
+end
+
+function AF.reset(self, sec)
+  sec = checksec(sec, "t:reset", 2)
+  local gen = self.st:recv()
+  local won = af_disarm(gen)
+  local ok, nextgen = pcall(af_arm, self, sec)
+  self.st:send(ok and nextgen or gen)
+  if not ok then error(nextgen, 0) end
+  return won
 end
 
 M.waitgroup = go.waitgroup
