@@ -416,7 +416,9 @@ function Sem.acquire(self, k, ctx)
   if k > self.size then
     if not done then
       -- (spec/errpos_spec.lua pins this text to its end)
-      error(string.format("goro: semaphore acquire of %d exceeds its size %d", k, self.size), 2)
+      error(string.format("goro: semaphore acquire of %d exceeds its size %d: it can never "
+        .. "succeed (acquire at most %d, or pass a ctx to wait for its end, as Go does)",
+        k, self.size, self.size), 2)
     end
     waited(pcall(recv, done))
     return false, ctx:err()
