@@ -1,6 +1,6 @@
 /*
 ** object.h — the registry of goro objects: channels, waitgroups, timers,
-** ffi functions are C structs shared by reference between lua_States, each
+** ffi functions, atomics, shared maps, contexts are C structs shared by reference between lua_States, each
 ** state seeing one userdata per object (object.c).
 */
 #ifndef GORO_OBJECT_H
@@ -11,7 +11,7 @@
 #include "lauxlib.h"
 #include "lua.h"
 
-enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI };
+enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI, GOBJ_ATOMIC, GOBJ_SMAP, GOBJ_CTX };
 
 /* The header of every goro object. Owned jointly by its references: no
 ** state owns it; the last gobj_unref frees it. Only refs changes after

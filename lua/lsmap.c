@@ -1,0 +1,547 @@
+/*
+** lsmap.c — sync.Map for Lua: go.syncmap() is a table shared by reference
+** between goroutines (a goro object, object.h). Keys are strings, numbers
+** or booleans (kept as bytes: they mean the same in every state); values
+** are copied in and out by the transfer rules (xfer.h), as channel values.
+**
+** The map: a chained hash table under one mutex. Nothing under the mutex
+** can raise or run Lua: values are encoded before it is taken and decoded
+** after it is released. A value is an immutable refcounted message (smval);
+** a load takes a reference under the lock and decodes it outside. Every
+** stored value gets a fresh id (never reused), so update's compare-and-swap
+** compares ids, not pointers (no ABA).
+**
+** m:update(k, fn) is a compare-and-swap loop, as one writes with Go's
+** atomics: fn(old) runs in the caller's state, unlocked (it may park, or
+** raise), and its result is stored only if k still holds the value fn saw;
+** otherwise fn runs again on the newer value. So fn may run more than once
+** and should compute only from its argument.
+*/
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+#define MT_SMAP "goro.syncmap"
+#define MT_SNAP "goro.syncmap.snapshot"
+
+typedef struct smval {
+  _Atomic int refs; /* the map's entry holds one; each load in flight one */
+  uint64_t id;      /* unique per stored value, never 0 */
+  xbuf *b;          /* one encoded value */
+} smval;
+
+typedef struct sment {
+  struct sment *next; /* bucket chain */
+  uint32_t hash;
+  smval *v;           /* never NULL */
+  size_t klen;
+  char key[];         /* tag byte, then the key's bytes */
+} sment;
+
+typedef struct lsmap {
+  gobj h;
+  pthread_mutex_t lock;
+  sment **buckets; /* lock */
+  size_t nb, n;    /* lock: buckets (a power of 2), entries */
+} lsmap;
+
+static _Atomic uint64_t nextid = 1; /* relaxed: only uniqueness matters */
+
+static void open_smap_mt(lua_State *L);
+
+static void smval_unref(smval *v) {
+  /* acq_rel: the last holder frees after every other's reads */
+  if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
+    xbuf_free(v->b, true);
+    free(v);
+  }
+}
+
+static void smval_ref(smval *v) {
+  /* relaxed: made from a reference held (under the map's lock) */
+  atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+}
+
+static void lsmap_free(gobj *o) {
+  lsmap *m = (lsmap *)o;
+  for (size_t i = 0; i < m->nb; i++)
+    for (sment *e = m->buckets[i], *nx; e; e = nx) {
+      nx = e->next;
+      smval_unref(e->v);
+      free(e);
+    }
+  free(m->buckets);
+  pthread_mutex_destroy(&m->lock);
+  free(m);
+}
+
+static int l_syncmap(lua_State *L) {
+  CHECK_MAIN(L, gstate_of(L));
+  lsmap *m = calloc(1, sizeof *m);
+  if (m) m->buckets = calloc(8, sizeof *m->buckets);
+  if (!m || !m->buckets) {
+    free(m);
+    return luaL_error(L, "goro: out of memory creating a syncmap");
+  }
+  m->nb = 8;
+  pthread_mutex_init(&m->lock, NULL);
+  atomic_init(&m->h.refs, 1);
+  m->h.type = GOBJ_SMAP;
+  m->h.free = lsmap_free;
+  m->h.mtname = MT_SMAP;
+  m->h.openmt = open_smap_mt;
+  gobj_push(L, &m->h);
+  return 1;
+}
+
+static lsmap *check(lua_State *L) { return (lsmap *)gobj_check(L, 1, GOBJ_SMAP); }
+
+/* ------------------------------------------------------------ keys */
+
+typedef struct skey {
+  char *p;
+  size_t len;
+  uint32_t hash;
+  char small[1 + sizeof(lua_Integer)];
+} skey;
+
+/* The key at idx as bytes (a float with an integer value is that integer,
+** as in a Lua table). Strings point into the Lua string (valid while it is
+** on the stack). */
+static void getkey(lua_State *L, int idx, skey *k, const char *fn) {
+  k->p = k->small;
+  switch (lua_type(L, idx)) {
+  case LUA_TSTRING: {
+    size_t n;
+    k->small[0] = 's'; /* the tag; p points at the string's own bytes */
+    k->p = (char *)lua_tolstring(L, idx, &n);
+    k->len = n;
+    break;
+  }
+  case LUA_TNUMBER: {
+    lua_Integer i = lua_tointeger(L, idx); /* 0 unless it has an integer value */
+    if (lua_isinteger(L, idx) || (i != 0 || lua_tonumber(L, idx) == 0)) {
+      k->small[0] = 'i';
+      memcpy(k->small + 1, &i, sizeof i);
+    } else {
+      lua_Number n = lua_tonumber(L, idx);
+      if (n != n) luaL_error(L, "goro: %s: the key is NaN: use a string, number or boolean", fn);
+      k->small[0] = 'f';
+      memcpy(k->small + 1, &n, sizeof n);
+    }
+    k->len = 1 + sizeof(lua_Integer);
+    break;
+  }
+  case LUA_TBOOLEAN:
+    k->small[0] = lua_toboolean(L, idx) ? 'T' : 'F';
+    k->len = 1;
+    break;
+  default:
+    luaL_error(L, "goro: %s: the key must be a string, number or boolean, got %s (a "
+                  "table or function would be a different value in another goroutine: "
+                  "use a string that names it)", fn,
+               lua_isnoneornil(L, idx) ? "nil" : luaL_typename(L, idx));
+  }
+  /* FNV-1a over tag and bytes */
+  uint32_t h = 2166136261u;
+  h = (h ^ (unsigned char)k->small[0]) * 16777619u;
+  const char *b = k->small[0] == 's' ? k->p : k->small + 1;
+  size_t n = k->small[0] == 's' ? k->len : k->len - 1;
+  for (size_t j = 0; j < n; j++) h = (h ^ (unsigned char)b[j]) * 16777619u;
+  k->hash = h;
+}
+
+/* The entry's stored form: tag byte + bytes. */
+static size_t keybytes(const skey *k, const char **bytes) {
+  if (k->small[0] == 's') {
+    *bytes = k->p;
+    return k->len;
+  }
+  *bytes = k->small + 1;
+  return k->len - 1;
+}
+
+static bool keyeq(const sment *e, const skey *k) {
+  const char *b;
+  size_t n = keybytes(k, &b);
+  return e->hash == k->hash && e->klen == n + 1 && e->key[0] == k->small[0] &&
+         memcmp(e->key + 1, b, n) == 0;
+}
+
+static void pushkey(lua_State *L, const char *key, size_t klen) {
+  switch (key[0]) {
+  case 's': lua_pushlstring(L, key + 1, klen - 1); break;
+  case 'i': {
+    lua_Integer i;
+    memcpy(&i, key + 1, sizeof i);
+    lua_pushinteger(L, i);
+    break;
+  }
+  case 'f': {
+    lua_Number n;
+    memcpy(&n, key + 1, sizeof n);
+    lua_pushnumber(L, n);
+    break;
+  }
+  default: lua_pushboolean(L, key[0] == 'T'); break;
+  }
+}
+
+/* lock held */
+static sment **findp(lsmap *m, const skey *k) {
+  sment **pp = &m->buckets[k->hash & (m->nb - 1)];
+  while (*pp && !keyeq(*pp, k)) pp = &(*pp)->next;
+  return pp;
+}
+
+/* lock held: doubles the buckets past a load of 1 (a failed allocation
+** keeps the old ones: longer chains, still correct) */
+static void grow(lsmap *m) {
+  if (m->n <= m->nb) return;
+  size_t nb = m->nb * 2;
+  sment **nbk = calloc(nb, sizeof *nbk);
+  if (!nbk) return;
+  for (size_t i = 0; i < m->nb; i++)
+    for (sment *e = m->buckets[i], *nx; e; e = nx) {
+      nx = e->next;
+      e->next = nbk[e->hash & (nb - 1)];
+      nbk[e->hash & (nb - 1)] = e;
+    }
+  free(m->buckets);
+  m->buckets = nbk;
+  m->nb = nb;
+}
+
+/* ------------------------------------------------------------ values */
+
+/* The value at idx as a new smval (one reference), or NULL for nil. */
+static smval *newval(lua_State *L, int idx, const char *what) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  xbuf *b = xfer_encode_n(L, idx, 1, what);
+  smval *v = malloc(sizeof *v);
+  if (!v) {
+    xbuf_free(b, true);
+    luaL_error(L, "goro: out of memory storing into a syncmap");
+  }
+  atomic_init(&v->refs, 1);
+  v->id = atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
+  v->b = b;
+  return v;
+}
+
+/* Pushes v's value (nil for NULL) and drops the caller's reference. */
+static void pushval(lua_State *L, smval *v) {
+  if (!v) {
+    lua_pushnil(L);
+    return;
+  }
+  xfer_decode_n(L, v->b, false); /* an error here leaves v's reference: memory only */
+  smval_unref(v);
+}
+
+/* lock held: sets k to v (NULL: deletes it). Returns the old value (its
+** reference passes to the caller) or NULL; *oom if a new entry could not
+** be made (v is then the caller's again). */
+static smval *put(lsmap *m, sment **pp, const skey *k, smval *v, bool *oom) {
+  sment *e = *pp;
+  *oom = false;
+  if (e) {
+    smval *old = e->v;
+    if (v) {
+      e->v = v;
+    } else {
+      *pp = e->next;
+      free(e);
+      m->n--;
+    }
+    return old;
+  }
+  if (!v) return NULL;
+  const char *b;
+  size_t n = keybytes(k, &b);
+  e = malloc(sizeof *e + n + 1);
+  if (!e) {
+    *oom = true;
+    return NULL;
+  }
+  e->hash = k->hash;
+  e->v = v;
+  e->klen = n + 1;
+  e->key[0] = k->small[0];
+  memcpy(e->key + 1, b, n);
+  e->next = NULL;
+  *pp = e;
+  m->n++;
+  grow(m);
+  return NULL;
+}
+
+static void oom_error(lua_State *L, smval *v) {
+  smval_unref(v);
+  luaL_error(L, "goro: out of memory storing into a syncmap");
+}
+
+/* ------------------------------------------------------------ methods */
+
+/* m:load(k) -> v, true, or nil, false */
+static int sm_load(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:load");
+  pthread_mutex_lock(&m->lock);
+  sment *e = *findp(m, &k);
+  smval *v = e ? e->v : NULL;
+  if (v) smval_ref(v);
+  pthread_mutex_unlock(&m->lock);
+  pushval(L, v);
+  lua_pushboolean(L, v != NULL);
+  return 2;
+}
+
+/* m:store(k, v); v nil deletes k */
+static int sm_store(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:store");
+  smval *v = newval(L, 3, "the value stored");
+  bool oom;
+  pthread_mutex_lock(&m->lock);
+  smval *old = put(m, findp(m, &k), &k, v, &oom);
+  pthread_mutex_unlock(&m->lock);
+  if (oom) oom_error(L, v);
+  smval_unref(old);
+  return 0;
+}
+
+/* m:swap(k, v) -> previous, loaded */
+static int sm_swap(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:swap");
+  smval *v = newval(L, 3, "the value stored");
+  bool oom;
+  pthread_mutex_lock(&m->lock);
+  smval *old = put(m, findp(m, &k), &k, v, &oom);
+  pthread_mutex_unlock(&m->lock);
+  if (oom) oom_error(L, v);
+  lua_pushboolean(L, old != NULL);
+  pushval(L, old);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* m:load_or_store(k, v) -> actual, loaded */
+static int sm_load_or_store(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:load_or_store");
+  smval *v = newval(L, 3, "the value stored");
+  bool oom = false;
+  pthread_mutex_lock(&m->lock);
+  sment **pp = findp(m, &k);
+  smval *cur = *pp ? (*pp)->v : NULL;
+  if (cur) smval_ref(cur);
+  else put(m, pp, &k, v, &oom);
+  pthread_mutex_unlock(&m->lock);
+  if (oom) oom_error(L, v);
+  if (cur) {
+    smval_unref(v);
+    pushval(L, cur);
+  } else {
+    lua_pushvalue(L, 3);
+  }
+  lua_pushboolean(L, cur != NULL);
+  return 2;
+}
+
+/* m:load_and_delete(k) -> v, loaded */
+static int sm_load_and_delete(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:load_and_delete");
+  bool oom;
+  pthread_mutex_lock(&m->lock);
+  smval *old = put(m, findp(m, &k), &k, NULL, &oom);
+  pthread_mutex_unlock(&m->lock);
+  lua_pushboolean(L, old != NULL);
+  pushval(L, old);
+  lua_insert(L, -2);
+  return 2;
+}
+
+static int sm_delete(lua_State *L) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:delete");
+  bool oom;
+  pthread_mutex_lock(&m->lock);
+  smval *old = put(m, findp(m, &k), &k, NULL, &oom);
+  pthread_mutex_unlock(&m->lock);
+  smval_unref(old);
+  return 0;
+}
+
+/* m:update(k, fn) -> the value stored (see the header: a CAS loop) */
+static int sm_update(lua_State *L) {
+  lsmap *m = check(L);
+  CHECK_MAIN(L, gstate_of(L));
+  skey k;
+  getkey(L, 2, &k, "m:update");
+  if (lua_type(L, 3) != LUA_TFUNCTION) arg_error(L, 3, "m:update", "a function");
+  lua_settop(L, 3);
+  for (;;) {
+    pthread_mutex_lock(&m->lock);
+    sment *e = *findp(m, &k);
+    smval *cur = e ? e->v : NULL;
+    uint64_t seen = cur ? cur->id : 0;
+    if (cur) smval_ref(cur);
+    pthread_mutex_unlock(&m->lock);
+    lua_pushvalue(L, 3);
+    pushval(L, cur);
+    lua_call(L, 1, 1); /* unlocked: fn may park or raise */
+    smval *v = newval(L, 4, "the value update's function returned");
+    bool oom = false, done = false;
+    smval *old = NULL;
+    pthread_mutex_lock(&m->lock);
+    sment **pp = findp(m, &k);
+    if ((*pp ? (*pp)->v->id : 0) == seen) {
+      old = put(m, pp, &k, v, &oom);
+      done = !oom;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (oom) oom_error(L, v);
+    if (done) {
+      smval_unref(old);
+      return 1;
+    }
+    smval_unref(v); /* another store came first: again, on the newer value */
+    lua_settop(L, 3);
+  }
+}
+
+static int sm_len(lua_State *L) {
+  lsmap *m = check(L);
+  pthread_mutex_lock(&m->lock);
+  size_t n = m->n;
+  pthread_mutex_unlock(&m->lock);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* ------------------------------------------------------------ range
+** A snapshot: the keys and a reference to each value, taken under the lock
+** into a userdata (its __gc drops what an iteration left, even after an
+** error); the iteration runs unlocked. As Go's Range, it sees each key
+** once, with a value it held at some point during the call. */
+
+typedef struct snap {
+  size_t n, i;
+  sment **e; /* copies of the entries: own key bytes, one smval reference */
+} snap;
+
+static int snap_gc(lua_State *L) {
+  snap *s = lua_touserdata(L, 1);
+  for (size_t j = s->i; j < s->n; j++) {
+    smval_unref(s->e[j]->v);
+    free(s->e[j]);
+  }
+  free(s->e);
+  s->e = NULL;
+  s->n = s->i = 0;
+  return 0;
+}
+
+static snap *snapshot(lua_State *L, lsmap *m) {
+  snap *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->n = s->i = 0;
+  s->e = NULL;
+  if (luaL_newmetatable(L, MT_SNAP)) {
+    lua_pushcfunction(L, snap_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  bool oom = false;
+  pthread_mutex_lock(&m->lock);
+  s->e = malloc(sizeof *s->e * (m->n ? m->n : 1));
+  oom = !s->e;
+  for (size_t b = 0; b < m->nb && !oom; b++)
+    for (sment *e = m->buckets[b]; e && !oom; e = e->next) {
+      sment *c = malloc(sizeof *c + e->klen);
+      if (!c) {
+        oom = true;
+        break;
+      }
+      memcpy(c, e, sizeof *c + e->klen);
+      smval_ref(c->v);
+      s->e[s->n++] = c;
+    }
+  pthread_mutex_unlock(&m->lock);
+  if (oom) luaL_error(L, "goro: out of memory taking a syncmap's snapshot for range");
+  return s;
+}
+
+/* Pushes the next key and value of s; false when done. */
+static bool snap_next(lua_State *L, snap *s) {
+  if (s->i >= s->n) return false;
+  sment *c = s->e[s->i++];
+  pushkey(L, c->key, c->klen);
+  smval *v = c->v;
+  free(c);
+  pushval(L, v);
+  return true;
+}
+
+static int range_step(lua_State *L) {
+  snap *s = lua_touserdata(L, lua_upvalueindex(1));
+  return snap_next(L, s) ? 2 : 0;
+}
+
+/* m:range(fn): fn(k, v) for each key until fn returns false (Go's Range);
+** m:range(): an iterator, `for k, v in m:range() do ... end` */
+static int sm_range(lua_State *L) {
+  lsmap *m = check(L);
+  bool call = !lua_isnoneornil(L, 2);
+  if (call && lua_type(L, 2) != LUA_TFUNCTION) arg_error(L, 2, "m:range", "a function");
+  lua_settop(L, 2);
+  snap *s = snapshot(L, m);
+  if (!call) {
+    lua_pushcclosure(L, range_step, 1);
+    return 1;
+  }
+  while (lua_settop(L, 3), lua_pushvalue(L, 2), snap_next(L, s)) {
+    lua_call(L, 2, 1);
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) break;
+  }
+  return 0;
+}
+
+static int sm_tostring(lua_State *L) {
+  lsmap *m = check(L);
+  pthread_mutex_lock(&m->lock);
+  size_t n = m->n;
+  pthread_mutex_unlock(&m->lock);
+  lua_pushfstring(L, "goro.syncmap(%d): %p", (int)n, (void *)m);
+  return 1;
+}
+
+static void open_smap_mt(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"load", sm_load}, {"store", sm_store}, {"swap", sm_swap},
+    {"load_or_store", sm_load_or_store}, {"load_and_delete", sm_load_and_delete},
+    {"delete", sm_delete}, {"update", sm_update}, {"range", sm_range}, {"len", sm_len},
+    {NULL, NULL}};
+  gobj_newmt_methods(L, MT_SMAP, methods);
+  lua_pushcfunction(L, sm_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, sm_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+void lsmap_open(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"syncmap", l_syncmap}, {NULL, NULL}};
+  open_smap_mt(L);
+  luaL_setfuncs(L, funcs, 0);
+}
