@@ -247,6 +247,7 @@ int luaopen_goro(lua_State *L) {
   lruntime_open(L);
   latomic_open(L);
   lsmap_open(L);
+  lcontext_open(L);
   lua_pushliteral(L, "0.1.0"), lua_setfield(L, -2, "_VERSION"); /* = rockspecs/, CHANGELOG.md */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, module_call);

@@ -795,3 +795,5 @@ void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
     luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
   }
 }
+
+int gstate_spawn_msg(xbuf *b) { return goro_spawn(gstep, b, NULL); }

@@ -47,6 +47,11 @@ bool gstate_canpark(lua_State *L, gstate *s);
 /* Spawns a goroutine running the function at idx with the n-1 values after
 ** it. Raises Lua errors. */
 void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit);
+/* Spawns a goroutine from a message made earlier by xfer_encode_n (its
+** function first, "" as its name): from any thread, with no Lua state
+** (context.after_func). Returns goro_spawn's status; on failure b is still
+** the caller's. */
+int gstate_spawn_msg(xbuf *b);
 /* The opener of a standard library for goroutine states (coroutine's
 ** resume/wrap pass parks up; package inherits the main state's paths), or
 ** of a module set by gstate_set_preload; NULL if name is neither. */
