@@ -31,11 +31,7 @@ static int l_atomic(lua_State *L) {
   lua_Integer n = arg_int(L, 1, "go.atomic", 0);
   latomic *a = malloc(sizeof *a);
   if (!a) return luaL_error(L, "goro: out of memory creating an atomic");
-  atomic_init(&a->h.refs, 1);
-  a->h.type = GOBJ_ATOMIC;
-  a->h.free = latomic_free;
-  a->h.mtname = MT_ATOMIC;
-  a->h.openmt = open_atomic_mt;
+  gobj_init(&a->h, GOBJ_ATOMIC, latomic_free, MT_ATOMIC, open_atomic_mt);
   atomic_init(&a->v, n);
   gobj_push(L, &a->h);
   return 1;

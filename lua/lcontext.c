@@ -27,17 +27,12 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "sval.h"
 
 #define MT_CTX "goro.context.node"
 
 enum { CTX_LIVE, CTX_CANCELED, CTX_DEADLINE };
 static const char *const errstr[] = {NULL, "context canceled", "context deadline exceeded"};
-
-/* A cause: one encoded value shared by a node and its descendants. */
-typedef struct ccause {
-  _Atomic int refs;
-  xbuf *b;
-} ccause;
 
 /* after_func's f, waiting for its node to be done. */
 typedef struct cafter {
@@ -53,7 +48,7 @@ typedef struct lctx {
   struct lctx *next, *prev;  /* ctxlock: siblings in parent->kids */
   bool linked;               /* ctxlock: in parent->kids */
   _Atomic int err;           /* CTX_*; written under ctxlock, release */
-  ccause *cause;             /* ctxlock: NULL: the cause is err */
+  sval *cause;               /* ctxlock: shared with the subtree; NULL: err */
   cafter *afters;            /* ctxlock */
   goro_chan *dc;             /* done: closed on cancel (one reference) */
   gobj *dobj;                /* dc's goro object, so done() == done() (one ref) */
@@ -64,17 +59,6 @@ static pthread_mutex_t ctxlock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t nextafter = 1; /* relaxed: only uniqueness matters */
 
 static void open_ctx_mt(lua_State *L);
-
-static void cause_unref(ccause *c) {
-  /* acq_rel: the last holder frees after the others' reads */
-  if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
-    xbuf_free(c->b, true);
-    free(c);
-  }
-}
-
-/* relaxed: made from a reference held */
-static void cause_ref(ccause *c) { atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed); }
 
 /* ctxlock held */
 static void unlink_locked(lctx *n) {
@@ -87,10 +71,10 @@ static void unlink_locked(lctx *n) {
 }
 
 /* ctxlock held: cancels n and its subtree; their after-funcs go to *run. */
-static void cancel_locked(lctx *n, int err, ccause *cause, cafter **run) {
+static void cancel_locked(lctx *n, int err, sval *cause, cafter **run) {
   if (atomic_load_explicit(&n->err, memory_order_relaxed) != CTX_LIVE) return;
   n->cause = cause;
-  if (cause) cause_ref(cause);
+  if (cause) sval_ref(cause);
   /* release: pairs with the acquire in ctx_err (read without the lock) */
   atomic_store_explicit(&n->err, err, memory_order_release);
   goro_chan_close(n->dc);
@@ -119,7 +103,7 @@ static void run_afters(cafter *a) {
   }
 }
 
-static void cancel(lctx *n, int err, ccause *cause) {
+static void cancel(lctx *n, int err, sval *cause) {
   cafter *run = NULL;
   pthread_mutex_lock(&ctxlock);
   cancel_locked(n, err, cause, &run);
@@ -147,7 +131,7 @@ static void lctx_free(gobj *o) {
     free(a);
     a = nx;
   }
-  cause_unref(n->cause);
+  sval_unref(n->cause);
   gobj_unref(n->dobj);
   goro_chan_unref(n->dc);
   if (n->parent) gobj_unref(&n->parent->h);
@@ -167,11 +151,7 @@ static int l_new(lua_State *L) {
     free(n);
     return luaL_error(L, "goro: out of memory creating a context");
   }
-  atomic_init(&n->h.refs, 1);
-  n->h.type = GOBJ_CTX;
-  n->h.free = lctx_free;
-  n->h.mtname = MT_CTX;
-  n->h.openmt = open_ctx_mt;
+  gobj_init(&n->h, GOBJ_CTX, lctx_free, MT_CTX, open_ctx_mt);
   atomic_init(&n->err, CTX_LIVE);
   n->dc = dc;
   lchan_push(L, dc);
@@ -207,45 +187,34 @@ static int l_new(lua_State *L) {
 ** The node's own timer is stopped, unlocked, after. */
 static int ctx_cancel(lua_State *L) {
   lctx *n = check(L, 1);
-  ccause *c = NULL;
-  if (!lua_isnoneornil(L, 2)) {
-    xbuf *b = xfer_encode_n(L, 2, 1, "the cause");
-    if (!(c = malloc(sizeof *c))) {
-      xbuf_free(b, true);
-      return luaL_error(L, "goro: out of memory cancelling a context");
-    }
-    atomic_init(&c->refs, 1);
-    c->b = b;
-  }
+  sval *c = lua_isnoneornil(L, 2) ? NULL : sval_new(L, 2, "the cause");
   cancel(n, CTX_CANCELED, c);
-  cause_unref(c); /* the tree holds its own */
+  sval_unref(c); /* the tree holds its own */
   if (n->timer) goro_timer_stop(n->timer);
   return 0;
 }
 
-static int ctx_err(lua_State *L) {
-  /* acquire: pairs with the release in cancel_locked */
-  int e = atomic_load_explicit(&check(L, 1)->err, memory_order_acquire);
+static int push_err(lua_State *L, int e) {
   if (e == CTX_LIVE) lua_pushnil(L);
   else lua_pushstring(L, errstr[e]);
   return 1;
+}
+
+static int ctx_err(lua_State *L) {
+  /* acquire: pairs with the release in cancel_locked */
+  return push_err(L, atomic_load_explicit(&check(L, 1)->err, memory_order_acquire));
 }
 
 /* node:cause() -> the cause given to cancel, else err() */
 static int ctx_cause(lua_State *L) {
   lctx *n = check(L, 1);
   pthread_mutex_lock(&ctxlock);
-  ccause *c = n->cause;
+  sval *c = n->cause;
   int e = atomic_load_explicit(&n->err, memory_order_relaxed);
-  if (c) cause_ref(c);
+  if (c) sval_ref(c);
   pthread_mutex_unlock(&ctxlock);
-  if (!c) {
-    if (e == CTX_LIVE) lua_pushnil(L);
-    else lua_pushstring(L, errstr[e]);
-    return 1;
-  }
-  xfer_decode_n(L, c->b, false); /* an error here leaves c's reference: memory only */
-  cause_unref(c);
+  if (!c) return push_err(L, e);
+  sval_push(L, c);
   return 1;
 }
 

@@ -6,10 +6,10 @@
 **
 ** The map: a chained hash table under one mutex. Nothing under the mutex
 ** can raise or run Lua: values are encoded before it is taken and decoded
-** after it is released. A value is an immutable refcounted message (smval);
-** a load takes a reference under the lock and decodes it outside. Every
-** stored value gets a fresh id (never reused), so update's compare-and-swap
-** compares ids, not pointers (no ABA).
+** after it is released. A value is a shared value (sval.h: immutable,
+** refcounted); a load takes a reference under the lock and decodes it
+** outside. Every value has a fresh id (never reused), so update's
+** compare-and-swap compares ids, not pointers (no ABA).
 **
 ** m:update(k, fn) is a compare-and-swap loop, as one writes with Go's
 ** atomics: fn(old) runs in the caller's state, unlocked (it may park, or
@@ -22,20 +22,15 @@
 #include <string.h>
 
 #include "api.h"
+#include "sval.h"
 
 #define MT_SMAP "goro.syncmap"
 #define MT_SNAP "goro.syncmap.snapshot"
 
-typedef struct smval {
-  _Atomic int refs; /* the map's entry holds one; each load in flight one */
-  uint64_t id;      /* unique per stored value, never 0 */
-  xbuf *b;          /* one encoded value */
-} smval;
-
 typedef struct sment {
   struct sment *next; /* bucket chain */
   uint32_t hash;
-  smval *v;           /* never NULL */
+  sval *v;            /* never NULL: one reference */
   size_t klen;
   char key[];         /* tag byte, then the key's bytes */
 } sment;
@@ -47,29 +42,14 @@ typedef struct lsmap {
   size_t nb, n;    /* lock: buckets (a power of 2), entries */
 } lsmap;
 
-static _Atomic uint64_t nextid = 1; /* relaxed: only uniqueness matters */
-
 static void open_smap_mt(lua_State *L);
-
-static void smval_unref(smval *v) {
-  /* acq_rel: the last holder frees after every other's reads */
-  if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
-    xbuf_free(v->b, true);
-    free(v);
-  }
-}
-
-static void smval_ref(smval *v) {
-  /* relaxed: made from a reference held (under the map's lock) */
-  atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
-}
 
 static void lsmap_free(gobj *o) {
   lsmap *m = (lsmap *)o;
   for (size_t i = 0; i < m->nb; i++)
     for (sment *e = m->buckets[i], *nx; e; e = nx) {
       nx = e->next;
-      smval_unref(e->v);
+      sval_unref(e->v);
       free(e);
     }
   free(m->buckets);
@@ -87,11 +67,7 @@ static int l_syncmap(lua_State *L) {
   }
   m->nb = 8;
   pthread_mutex_init(&m->lock, NULL);
-  atomic_init(&m->h.refs, 1);
-  m->h.type = GOBJ_SMAP;
-  m->h.free = lsmap_free;
-  m->h.mtname = MT_SMAP;
-  m->h.openmt = open_smap_mt;
+  gobj_init(&m->h, GOBJ_SMAP, lsmap_free, MT_SMAP, open_smap_mt);
   gobj_push(L, &m->h);
   return 1;
 }
@@ -216,39 +192,19 @@ static void grow(lsmap *m) {
 
 /* ------------------------------------------------------------ values */
 
-/* The value at idx as a new smval (one reference), or NULL for nil. */
-static smval *newval(lua_State *L, int idx, const char *what) {
-  if (lua_isnoneornil(L, idx)) return NULL;
-  xbuf *b = xfer_encode_n(L, idx, 1, what);
-  smval *v = malloc(sizeof *v);
-  if (!v) {
-    xbuf_free(b, true);
-    luaL_error(L, "goro: out of memory storing into a syncmap");
-  }
-  atomic_init(&v->refs, 1);
-  v->id = atomic_fetch_add_explicit(&nextid, 1, memory_order_relaxed);
-  v->b = b;
-  return v;
-}
-
-/* Pushes v's value (nil for NULL) and drops the caller's reference. */
-static void pushval(lua_State *L, smval *v) {
-  if (!v) {
-    lua_pushnil(L);
-    return;
-  }
-  xfer_decode_n(L, v->b, false); /* an error here leaves v's reference: memory only */
-  smval_unref(v);
+/* The value at idx as a new sval, or NULL for nil (which deletes). */
+static sval *newval(lua_State *L, int idx, const char *what) {
+  return lua_isnoneornil(L, idx) ? NULL : sval_new(L, idx, what);
 }
 
 /* lock held: sets k to v (NULL: deletes it). Returns the old value (its
 ** reference passes to the caller) or NULL; *oom if a new entry could not
 ** be made (v is then the caller's again). */
-static smval *put(lsmap *m, sment **pp, const skey *k, smval *v, bool *oom) {
+static sval *put(lsmap *m, sment **pp, const skey *k, sval *v, bool *oom) {
   sment *e = *pp;
   *oom = false;
   if (e) {
-    smval *old = e->v;
+    sval *old = e->v;
     if (v) {
       e->v = v;
     } else {
@@ -278,12 +234,35 @@ static smval *put(lsmap *m, sment **pp, const skey *k, smval *v, bool *oom) {
   return NULL;
 }
 
-static void oom_error(lua_State *L, smval *v) {
-  smval_unref(v);
+static void oom_error(lua_State *L, sval *v) {
+  sval_unref(v);
   luaL_error(L, "goro: out of memory storing into a syncmap");
 }
 
 /* ------------------------------------------------------------ methods */
+
+/* Sets the key at 2 to the value at 3 (with val; else deletes it) and
+** returns the old value (the caller's reference) or NULL. */
+static sval *exchange(lua_State *L, const char *fn, bool val) {
+  lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, fn);
+  sval *v = val ? newval(L, 3, "the value stored") : NULL;
+  bool oom;
+  pthread_mutex_lock(&m->lock);
+  sval *old = put(m, findp(m, &k), &k, v, &oom);
+  pthread_mutex_unlock(&m->lock);
+  if (oom) oom_error(L, v);
+  return old;
+}
+
+/* Pushes v's value and whether there was one (Go's v, loaded). */
+static int push_loaded(lua_State *L, sval *v) {
+  bool loaded = v != NULL;
+  sval_push(L, v);
+  lua_pushboolean(L, loaded);
+  return 2;
+}
 
 /* m:load(k) -> v, true, or nil, false */
 static int sm_load(lua_State *L) {
@@ -292,44 +271,29 @@ static int sm_load(lua_State *L) {
   getkey(L, 2, &k, "m:load");
   pthread_mutex_lock(&m->lock);
   sment *e = *findp(m, &k);
-  smval *v = e ? e->v : NULL;
-  if (v) smval_ref(v);
+  sval *v = e ? e->v : NULL;
+  if (v) sval_ref(v);
   pthread_mutex_unlock(&m->lock);
-  pushval(L, v);
-  lua_pushboolean(L, v != NULL);
-  return 2;
+  return push_loaded(L, v);
 }
 
 /* m:store(k, v); v nil deletes k */
 static int sm_store(lua_State *L) {
-  lsmap *m = check(L);
-  skey k;
-  getkey(L, 2, &k, "m:store");
-  smval *v = newval(L, 3, "the value stored");
-  bool oom;
-  pthread_mutex_lock(&m->lock);
-  smval *old = put(m, findp(m, &k), &k, v, &oom);
-  pthread_mutex_unlock(&m->lock);
-  if (oom) oom_error(L, v);
-  smval_unref(old);
+  sval_unref(exchange(L, "m:store", true));
   return 0;
 }
 
 /* m:swap(k, v) -> previous, loaded */
-static int sm_swap(lua_State *L) {
-  lsmap *m = check(L);
-  skey k;
-  getkey(L, 2, &k, "m:swap");
-  smval *v = newval(L, 3, "the value stored");
-  bool oom;
-  pthread_mutex_lock(&m->lock);
-  smval *old = put(m, findp(m, &k), &k, v, &oom);
-  pthread_mutex_unlock(&m->lock);
-  if (oom) oom_error(L, v);
-  lua_pushboolean(L, old != NULL);
-  pushval(L, old);
-  lua_insert(L, -2);
-  return 2;
+static int sm_swap(lua_State *L) { return push_loaded(L, exchange(L, "m:swap", true)); }
+
+/* m:load_and_delete(k) -> v, loaded */
+static int sm_load_and_delete(lua_State *L) {
+  return push_loaded(L, exchange(L, "m:load_and_delete", false));
+}
+
+static int sm_delete(lua_State *L) {
+  sval_unref(exchange(L, "m:delete", false));
+  return 0;
 }
 
 /* m:load_or_store(k, v) -> actual, loaded */
@@ -337,50 +301,23 @@ static int sm_load_or_store(lua_State *L) {
   lsmap *m = check(L);
   skey k;
   getkey(L, 2, &k, "m:load_or_store");
-  smval *v = newval(L, 3, "the value stored");
+  sval *v = newval(L, 3, "the value stored");
   bool oom = false;
   pthread_mutex_lock(&m->lock);
   sment **pp = findp(m, &k);
-  smval *cur = *pp ? (*pp)->v : NULL;
-  if (cur) smval_ref(cur);
+  sval *cur = *pp ? (*pp)->v : NULL;
+  if (cur) sval_ref(cur);
   else put(m, pp, &k, v, &oom);
   pthread_mutex_unlock(&m->lock);
   if (oom) oom_error(L, v);
   if (cur) {
-    smval_unref(v);
-    pushval(L, cur);
+    sval_unref(v);
+    sval_push(L, cur);
   } else {
     lua_pushvalue(L, 3);
   }
   lua_pushboolean(L, cur != NULL);
   return 2;
-}
-
-/* m:load_and_delete(k) -> v, loaded */
-static int sm_load_and_delete(lua_State *L) {
-  lsmap *m = check(L);
-  skey k;
-  getkey(L, 2, &k, "m:load_and_delete");
-  bool oom;
-  pthread_mutex_lock(&m->lock);
-  smval *old = put(m, findp(m, &k), &k, NULL, &oom);
-  pthread_mutex_unlock(&m->lock);
-  lua_pushboolean(L, old != NULL);
-  pushval(L, old);
-  lua_insert(L, -2);
-  return 2;
-}
-
-static int sm_delete(lua_State *L) {
-  lsmap *m = check(L);
-  skey k;
-  getkey(L, 2, &k, "m:delete");
-  bool oom;
-  pthread_mutex_lock(&m->lock);
-  smval *old = put(m, findp(m, &k), &k, NULL, &oom);
-  pthread_mutex_unlock(&m->lock);
-  smval_unref(old);
-  return 0;
 }
 
 /* m:update(k, fn) -> the value stored (see the header: a CAS loop) */
@@ -394,16 +331,16 @@ static int sm_update(lua_State *L) {
   for (;;) {
     pthread_mutex_lock(&m->lock);
     sment *e = *findp(m, &k);
-    smval *cur = e ? e->v : NULL;
+    sval *cur = e ? e->v : NULL;
     uint64_t seen = cur ? cur->id : 0;
-    if (cur) smval_ref(cur);
+    if (cur) sval_ref(cur);
     pthread_mutex_unlock(&m->lock);
     lua_pushvalue(L, 3);
-    pushval(L, cur);
+    sval_push(L, cur);
     lua_call(L, 1, 1); /* unlocked: fn may park or raise */
-    smval *v = newval(L, 4, "the value update's function returned");
+    sval *v = newval(L, 4, "the value update's function returned");
     bool oom = false, done = false;
-    smval *old = NULL;
+    sval *old = NULL;
     pthread_mutex_lock(&m->lock);
     sment **pp = findp(m, &k);
     if ((*pp ? (*pp)->v->id : 0) == seen) {
@@ -413,10 +350,10 @@ static int sm_update(lua_State *L) {
     pthread_mutex_unlock(&m->lock);
     if (oom) oom_error(L, v);
     if (done) {
-      smval_unref(old);
+      sval_unref(old);
       return 1;
     }
-    smval_unref(v); /* another store came first: again, on the newer value */
+    sval_unref(v); /* another store came first: again, on the newer value */
     lua_settop(L, 3);
   }
 }
@@ -438,13 +375,13 @@ static int sm_len(lua_State *L) {
 
 typedef struct snap {
   size_t n, i;
-  sment **e; /* copies of the entries: own key bytes, one smval reference */
+  sment **e; /* copies of the entries: own key bytes, one sval reference */
 } snap;
 
 static int snap_gc(lua_State *L) {
   snap *s = lua_touserdata(L, 1);
   for (size_t j = s->i; j < s->n; j++) {
-    smval_unref(s->e[j]->v);
+    sval_unref(s->e[j]->v);
     free(s->e[j]);
   }
   free(s->e);
@@ -474,7 +411,7 @@ static snap *snapshot(lua_State *L, lsmap *m) {
         break;
       }
       memcpy(c, e, sizeof *c + e->klen);
-      smval_ref(c->v);
+      sval_ref(c->v);
       s->e[s->n++] = c;
     }
   pthread_mutex_unlock(&m->lock);
@@ -487,9 +424,9 @@ static bool snap_next(lua_State *L, snap *s) {
   if (s->i >= s->n) return false;
   sment *c = s->e[s->i++];
   pushkey(L, c->key, c->klen);
-  smval *v = c->v;
+  sval *v = c->v;
   free(c);
-  pushval(L, v);
+  sval_push(L, v);
   return true;
 }
 

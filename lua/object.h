@@ -34,6 +34,16 @@ static inline void gobj_unref(gobj *o) {
   if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1) o->free(o);
 }
 
+/* Fills the header of a new object (one reference: the creator's). */
+static inline void gobj_init(gobj *o, int type, void (*free)(gobj *o), const char *mtname,
+                             void (*openmt)(lua_State *L)) {
+  atomic_init(&o->refs, 1);
+  o->type = type;
+  o->free = free;
+  o->mtname = mtname;
+  o->openmt = openmt;
+}
+
 /* Pushes the userdata for o in L (the state's existing one, so identity
 ** holds within a state); takes over one reference of the caller's. */
 void gobj_push(lua_State *L, gobj *o);
