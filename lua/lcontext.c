@@ -53,6 +53,8 @@ typedef struct lctx {
   goro_chan *dc;             /* done: closed on cancel (one reference) */
   gobj *dobj;                /* dc's goro object, so done() == done() (one ref) */
   goro_timer *timer;         /* the deadline, or NULL; set before the node is shared */
+  sval *dlcause;             /* the deadline's cause (with_deadline_cause), or NULL;
+                             ** set before the node is shared */
 } lctx;
 
 static pthread_mutex_t ctxlock = PTHREAD_MUTEX_INITIALIZER;
@@ -114,7 +116,8 @@ static void cancel(lctx *n, int err, sval *cause) {
 
 /* The deadline's timer callback (timer heap locked: see the header). */
 static void ctx_fire(void *arg, int64_t now) {
-  if (now > 0) cancel(arg, CTX_DEADLINE, NULL);
+  lctx *n = arg;
+  if (now > 0) cancel(n, CTX_DEADLINE, n->dlcause);
 }
 
 static void lctx_free(gobj *o) {
@@ -132,6 +135,7 @@ static void lctx_free(gobj *o) {
     a = nx;
   }
   sval_unref(n->cause);
+  sval_unref(n->dlcause);
   gobj_unref(n->dobj);
   goro_chan_unref(n->dc);
   if (n->parent) gobj_unref(&n->parent->h);
@@ -140,11 +144,13 @@ static void lctx_free(gobj *o) {
 
 static lctx *check(lua_State *L, int idx) { return (lctx *)gobj_check(L, idx, GOBJ_CTX); }
 
-/* go.__context.new(parent node or nil, [secs to the deadline]) -> node */
+/* go.__context.new(parent node or nil, [secs to the deadline [, its
+** cause]]) -> node */
 static int l_new(lua_State *L) {
   lctx *p = lua_isnoneornil(L, 1) ? NULL : check(L, 1);
   bool timed = !lua_isnoneornil(L, 2);
   int64_t ns = timed ? arg_duration(L, 2, "context.with_deadline", true) : 0;
+  lua_settop(L, 3);
   lctx *n = calloc(1, sizeof *n);
   goro_chan *dc = n ? goro_chan_new(sizeof(xval), 0, xfer_drop_val) : NULL;
   if (!dc) {
@@ -159,6 +165,7 @@ static int l_new(lua_State *L) {
   gobj_ref(n->dobj);
   lua_pop(L, 1);
   gobj_push(L, &n->h); /* from here a failure frees n through its __gc */
+  if (timed && !lua_isnil(L, 3)) n->dlcause = sval_new(L, 3, "the cause");
   if (timed && ns > 0 &&
       !(n->timer = goro_timer_new(goro_now() + ns, 0, ctx_fire, n)))
     return luaL_error(L, "goro: out of memory creating a context's timer");
@@ -172,7 +179,7 @@ static int l_new(lua_State *L) {
   if (perr != CTX_LIVE) {
     cancel_locked(n, perr, p->cause, &run); /* a done parent: done at once */
   } else if (timed && ns <= 0) {
-    cancel_locked(n, CTX_DEADLINE, NULL, &run);
+    cancel_locked(n, CTX_DEADLINE, n->dlcause, &run);
   } else if (p && atomic_load_explicit(&n->err, memory_order_relaxed) == CTX_LIVE) {
     n->next = p->kids; /* (n's timer may have fired already) */
     if (p->kids) p->kids->prev = n;

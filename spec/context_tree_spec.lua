@@ -128,6 +128,23 @@ function test_a_past_deadline_is_done_at_once()
   lu.assertEquals(d:err(), "context deadline exceeded")
 end
 
+function test_a_deadline_with_a_cause()
+  local c = context.with_timeout_cause(bg, 0.01, {why = "slow backend"})
+  local kid = context.with_cancel(c)
+  recv(kid:done())
+  lu.assertEquals(kid:err(), "context deadline exceeded")
+  lu.assertEquals(context.cause(kid), {why = "slow backend"})
+  local d = context.with_deadline_cause(bg, go.now() - 1, "late")
+  lu.assertEquals({d:err(), context.cause(d)}, {"context deadline exceeded", "late"})
+  -- cancelled before the deadline: the cause is the cancel's
+  local e, cancel = context.with_timeout_cause(bg, 3600, "never")
+  cancel()
+  lu.assertEquals(context.cause(e), "context canceled")
+  local ok, err = pcall(context.with_timeout_cause, bg, "x", 1)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "goro: with_timeout_cause needs a number of seconds")
+end
+
 function test_cause_is_copied_to_every_descendant()
   local root, cancel = context.with_cancel_cause(bg)
   local kid = context.with_value(context.with_cancel(root), "k", 1)

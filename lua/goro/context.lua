@@ -108,8 +108,8 @@ local function checkparent(parent, level)
   end
 end
 
-local function derive(parent, kind, deadline)
-  local n = core.new(parent.n, deadline and deadline - go.now())
+local function derive(parent, kind, deadline, cause)
+  local n = core.new(parent.n, deadline and deadline - go.now(), cause)
   local c = setmetatable({kind = kind, parent = parent, own = true, n = n,
     dl = deadline or parent.dl}, M)
   return c, n
@@ -141,31 +141,45 @@ function M.cause(c)
   return c:cause()
 end
 
--- context.with_deadline(parent, t) -> ctx, cancel. Like with_cancel, and
--- also done at time t (go.now()'s clock), with err "context deadline
--- exceeded". A parent with an earlier deadline keeps its own.
-function M.with_deadline(parent, t)
-  checkparent(parent, 2)
+local function deadline(parent, t, cause, fn)
+  checkparent(parent, 3)
   if type(t) ~= "number" or t ~= t then
-    error("goro: with_deadline needs a time (go.now() + seconds), got " .. tostring(t), 2)
+    error("goro: " .. fn .. " needs a time (go.now() + seconds), got " .. tostring(t), 3)
   end
   local c, n
   if parent.dl and parent.dl <= t then
     c, n = derive(parent, "cancel")
   else
-    c, n = derive(parent, "deadline", t)
+    c, n = derive(parent, "deadline", t, cause)
   end
   return c, function() n:cancel() end
 end
 
+local function timeout(parent, secs, cause, fn)
+  checkparent(parent, 3)
+  if type(secs) ~= "number" or secs ~= secs then
+    error("goro: " .. fn .. " needs a number of seconds, got " .. tostring(secs), 3)
+  end
+  return deadline(parent, go.now() + secs, cause, fn)
+end
+
+-- context.with_deadline(parent, t) -> ctx, cancel. Like with_cancel, and
+-- also done at time t (go.now()'s clock), with err "context deadline
+-- exceeded". A parent with an earlier deadline keeps its own.
+function M.with_deadline(parent, t) return deadline(parent, t, nil, "with_deadline") end
+
 -- context.with_timeout(parent, secs) -> ctx, cancel:
 -- with_deadline(parent, go.now() + secs).
-function M.with_timeout(parent, secs)
-  checkparent(parent, 2)
-  if type(secs) ~= "number" or secs ~= secs then
-    error("goro: with_timeout needs a number of seconds, got " .. tostring(secs), 2)
-  end
-  return M.with_deadline(parent, go.now() + secs)
+function M.with_timeout(parent, secs) return timeout(parent, secs, nil, "with_timeout") end
+
+-- context.with_deadline_cause(parent, t, cause) and
+-- context.with_timeout_cause(parent, secs, cause): as with_deadline and
+-- with_timeout; when the deadline passes, context.cause(ctx) is cause.
+function M.with_deadline_cause(parent, t, cause)
+  return deadline(parent, t, cause, "with_deadline_cause")
+end
+function M.with_timeout_cause(parent, secs, cause)
+  return timeout(parent, secs, cause, "with_timeout_cause")
 end
 
 -- context.with_value(parent, key, val) -> ctx carrying key = val, cancelled
