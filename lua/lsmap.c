@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "skey.h"
 #include "sval.h"
 
 #define MT_SMAP "goro.syncmap"
@@ -76,93 +77,20 @@ static lsmap *check(lua_State *L) { return (lsmap *)gobj_check(L, 1, GOBJ_SMAP);
 
 /* ------------------------------------------------------------ keys */
 
-typedef struct skey {
-  char *p;
-  size_t len;
-  uint32_t hash;
-  char small[1 + sizeof(lua_Integer)];
-} skey;
-
-/* The key at idx as bytes (a float with an integer value is that integer,
-** as in a Lua table). Strings point into the Lua string (valid while it is
-** on the stack). */
+/* The key at idx (skey.h), or a "goro:" error naming fn. */
 static void getkey(lua_State *L, int idx, skey *k, const char *fn) {
-  k->p = k->small;
-  switch (lua_type(L, idx)) {
-  case LUA_TSTRING: {
-    size_t n;
-    k->small[0] = 's'; /* the tag; p points at the string's own bytes */
-    k->p = (char *)lua_tolstring(L, idx, &n);
-    k->len = n;
-    break;
-  }
-  case LUA_TNUMBER: {
-    lua_Integer i = lua_tointeger(L, idx); /* 0 unless it has an integer value */
-    if (lua_isinteger(L, idx) || (i != 0 || lua_tonumber(L, idx) == 0)) {
-      k->small[0] = 'i';
-      memcpy(k->small + 1, &i, sizeof i);
-    } else {
-      lua_Number n = lua_tonumber(L, idx);
-      if (n != n) luaL_error(L, "goro: %s: the key is NaN: use a string, number or boolean", fn);
-      k->small[0] = 'f';
-      memcpy(k->small + 1, &n, sizeof n);
-    }
-    k->len = 1 + sizeof(lua_Integer);
-    break;
-  }
-  case LUA_TBOOLEAN:
-    k->small[0] = lua_toboolean(L, idx) ? 'T' : 'F';
-    k->len = 1;
-    break;
-  default:
+  int rc = lua_isnoneornil(L, idx) ? SKEY_BAD : skey_get(L, idx, k);
+  if (rc == SKEY_NAN)
+    luaL_error(L, "goro: %s: the key is NaN: use a string, number or boolean", fn);
+  if (rc == SKEY_BAD)
     luaL_error(L, "goro: %s: the key must be a string, number or boolean, got %s (a "
                   "table or function would be a different value in another goroutine: "
                   "use a string that names it)", fn,
                lua_isnoneornil(L, idx) ? "nil" : luaL_typename(L, idx));
-  }
-  /* FNV-1a over tag and bytes */
-  uint32_t h = 2166136261u;
-  h = (h ^ (unsigned char)k->small[0]) * 16777619u;
-  const char *b = k->small[0] == 's' ? k->p : k->small + 1;
-  size_t n = k->small[0] == 's' ? k->len : k->len - 1;
-  for (size_t j = 0; j < n; j++) h = (h ^ (unsigned char)b[j]) * 16777619u;
-  k->hash = h;
-}
-
-/* The entry's stored form: tag byte + bytes. */
-static size_t keybytes(const skey *k, const char **bytes) {
-  if (k->small[0] == 's') {
-    *bytes = k->p;
-    return k->len;
-  }
-  *bytes = k->small + 1;
-  return k->len - 1;
 }
 
 static bool keyeq(const sment *e, const skey *k) {
-  const char *b;
-  size_t n = keybytes(k, &b);
-  return e->hash == k->hash && e->klen == n + 1 && e->key[0] == k->small[0] &&
-         memcmp(e->key + 1, b, n) == 0;
-}
-
-static void pushkey(lua_State *L, const char *key, size_t klen) {
-  switch (key[0]) {
-  case 's': lua_pushlstring(L, key + 1, klen - 1); break;
-  case 'i': {
-    lua_Integer i;
-    memcpy(&i, key + 1, sizeof i);
-    lua_pushinteger(L, i);
-    break;
-  }
-  case 'f': {
-    lua_Number n;
-    memcpy(&n, key + 1, sizeof n);
-    lua_pushnumber(L, n);
-    break;
-  }
-  default: lua_pushboolean(L, key[0] == 'T'); break;
-  }
+  return e->hash == k->hash && skey_eq(e->key, e->klen, k);
 }
 
 /* lock held */
@@ -215,18 +143,15 @@ static sval *put(lsmap *m, sment **pp, const skey *k, sval *v, bool *oom) {
     return old;
   }
   if (!v) return NULL;
-  const char *b;
-  size_t n = keybytes(k, &b);
-  e = malloc(sizeof *e + n + 1);
+  e = malloc(sizeof *e + k->n + 1);
   if (!e) {
     *oom = true;
     return NULL;
   }
   e->hash = k->hash;
   e->v = v;
-  e->klen = n + 1;
-  e->key[0] = k->small[0];
-  memcpy(e->key + 1, b, n);
+  e->klen = k->n + 1;
+  skey_copy(e->key, k);
   e->next = NULL;
   *pp = e;
   m->n++;
@@ -423,7 +348,7 @@ static snap *snapshot(lua_State *L, lsmap *m) {
 static bool snap_next(lua_State *L, snap *s) {
   if (s->i >= s->n) return false;
   sment *c = s->e[s->i++];
-  pushkey(L, c->key, c->klen);
+  skey_push(L, c->key, c->klen);
   sval *v = c->v;
   free(c);
   sval_push(L, v);

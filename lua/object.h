@@ -11,7 +11,8 @@
 #include "lauxlib.h"
 #include "lua.h"
 
-enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI, GOBJ_ATOMIC, GOBJ_SMAP, GOBJ_CTX };
+enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI, GOBJ_ATOMIC, GOBJ_VALUE, GOBJ_SMAP,
+       GOBJ_CTX };
 
 /* The header of every goro object. Owned jointly by its references: no
 ** state owns it; the last gobj_unref frees it. Only refs changes after

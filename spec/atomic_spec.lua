@@ -1,6 +1,8 @@
 -- atomic_spec.lua — go.atomic (sync/atomic): one integer shared by
 -- reference by every goroutine that holds it; each operation is atomic, so
 -- N goroutines x M adds give exactly N*M, and a CAS loop loses nothing.
+-- go.atomic_value (atomic.Value): any value, copied in and out; its CAS
+-- compares simple values by value.
 local lu = require "luaunit"
 local go = require "goro"
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
@@ -85,5 +87,53 @@ function test_an_atomic_inside_a_table_is_the_same_object_in_a_goroutine()
   lu.assertTrue(rawequal(back, cfg.hits), "one userdata per object in a state")
   lu.assertEquals(cfg.hits:load(), 5)
 end
+
+function test_atomic_value_load_store_swap_cas()
+  local v = go.atomic_value()
+  lu.assertNil(v:load())
+  lu.assertTrue(v:cas(nil, "a"), "nil is the empty value")
+  lu.assertFalse(v:cas("b", 1))
+  lu.assertTrue(v:cas("a", {x = 1}))
+  local t = v:load()
+  lu.assertEquals(t, {x = 1})
+  t.x = 2 -- a copy
+  lu.assertEquals(v:load().x, 1)
+  lu.assertFalse(v:cas(nil, 0), "a table equals no simple old")
+  lu.assertEquals(v:swap(3), {x = 1})
+  lu.assertTrue(v:cas(3.0, true), "numbers compare as Lua's ==")
+  lu.assertTrue(v:compare_and_swap(true, 0 / 0))
+  lu.assertFalse(v:cas(0 / 0, 1), "NaN equals nothing")
+  v:store("s")
+  lu.assertEquals(go.atomic_value(5):load(), 5)
+  local ok, err = pcall(v.cas, v, {}, 1)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "goro: av:cas: old must be nil, a boolean, a number or a string")
+  ok, err = pcall(v.store, v, io.stdout)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "the value stored")
+  lu.assertEquals(v:load(), "s", "a refused store changes nothing")
+end
+
+for_procs("test_atomic_value_cas_loop_on_strings_loses_nothing", {1, 2, 4}, function()
+  local N, M = 6, S.scaled(300, 50)
+  local v, wg = go.atomic_value(""), go.waitgroup()
+  for g = 1, N do
+    wg:add(1)
+    go(function()
+      local c = string.char(64 + g)
+      for _ = 1, M do
+        repeat local old = v:load() until v:cas(old, old .. c)
+      end
+      wg:done()
+    end)
+  end
+  wg:wait()
+  local s = v:load()
+  lu.assertEquals(#s, N * M)
+  for g = 1, N do
+    local _, n = s:gsub(string.char(64 + g), "")
+    lu.assertEquals(n, M, "goroutine " .. g .. "'s appends")
+  end
+end)
 
 os.exit(lu.LuaUnit.run())
