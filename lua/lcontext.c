@@ -72,27 +72,36 @@ static void unlink_locked(lctx *n) {
   n->linked = false;
 }
 
-/* ctxlock held: cancels n and its subtree; their after-funcs go to *run. */
+/* ctxlock held, n unlinked: cancels n and its subtree; their after-funcs
+** go to *run. Iterative (a chain of derived contexts may be deep): the
+** children lists, linked by next, become the work stack. */
 static void cancel_locked(lctx *n, int err, sval *cause, cafter **run) {
-  if (atomic_load_explicit(&n->err, memory_order_relaxed) != CTX_LIVE) return;
-  n->cause = cause;
-  if (cause) sval_ref(cause);
-  /* release: pairs with the acquire in ctx_err (read without the lock) */
-  atomic_store_explicit(&n->err, err, memory_order_release);
-  goro_chan_close(n->dc);
-  while (n->afters) {
-    cafter *a = n->afters;
-    n->afters = a->next;
-    a->next = *run;
-    *run = a;
+  lctx *stack = n;
+  while (stack) {
+    lctx *x = stack;
+    stack = x->next;
+    x->next = x->prev = NULL;
+    x->linked = false;
+    if (atomic_load_explicit(&x->err, memory_order_relaxed) != CTX_LIVE) continue;
+    x->cause = cause;
+    if (cause) sval_ref(cause);
+    /* release: pairs with the acquire in ctx_err (read without the lock) */
+    atomic_store_explicit(&x->err, err, memory_order_release);
+    goro_chan_close(x->dc);
+    while (x->afters) {
+      cafter *a = x->afters;
+      x->afters = a->next;
+      a->next = *run;
+      *run = a;
+    }
+    if (x->kids) {
+      lctx *last = x->kids;
+      while (last->next) last = last->next;
+      last->next = stack;
+      stack = x->kids;
+      x->kids = NULL;
+    }
   }
-  for (lctx *k = n->kids, *nx; k; k = nx) {
-    nx = k->next;
-    k->next = k->prev = NULL;
-    k->linked = false;
-    cancel_locked(k, err, cause, run);
-  }
-  n->kids = NULL;
 }
 
 /* Unlocked: starts the after-funcs' goroutines. */
@@ -108,8 +117,8 @@ static void run_afters(cafter *a) {
 static void cancel(lctx *n, int err, sval *cause) {
   cafter *run = NULL;
   pthread_mutex_lock(&ctxlock);
-  cancel_locked(n, err, cause, &run);
   unlink_locked(n);
+  cancel_locked(n, err, cause, &run);
   pthread_mutex_unlock(&ctxlock);
   run_afters(run);
 }
@@ -120,26 +129,32 @@ static void ctx_fire(void *arg, int64_t now) {
   if (now > 0) cancel(n, CTX_DEADLINE, n->dlcause);
 }
 
+/* Frees n, and then each ancestor whose last reference n held: in a loop,
+** not by recursion, as a chain of derived contexts may be deep. */
 static void lctx_free(gobj *o) {
   lctx *n = (lctx *)o;
-  if (n->timer) goro_timer_free(n->timer); /* after it, ctx_fire is not running */
-  pthread_mutex_lock(&ctxlock);
-  unlink_locked(n);
-  cafter *a = n->afters;
-  n->afters = NULL;
-  pthread_mutex_unlock(&ctxlock);
-  while (a) { /* never done: f never runs, as in Go */
-    cafter *nx = a->next;
-    xbuf_free(a->msg, true);
-    free(a);
-    a = nx;
+  while (n) {
+    if (n->timer) goro_timer_free(n->timer); /* after it, ctx_fire is not running */
+    pthread_mutex_lock(&ctxlock);
+    unlink_locked(n);
+    cafter *a = n->afters;
+    n->afters = NULL;
+    pthread_mutex_unlock(&ctxlock);
+    while (a) { /* never done: f never runs, as in Go */
+      cafter *nx = a->next;
+      xbuf_free(a->msg, true);
+      free(a);
+      a = nx;
+    }
+    sval_unref(n->cause);
+    sval_unref(n->dlcause);
+    gobj_unref(n->dobj);
+    goro_chan_unref(n->dc);
+    lctx *p = n->parent;
+    free(n);
+    /* acq_rel, as gobj_unref: the last owner frees after the others' writes */
+    n = p && atomic_fetch_sub_explicit(&p->h.refs, 1, memory_order_acq_rel) == 1 ? p : NULL;
   }
-  sval_unref(n->cause);
-  sval_unref(n->dlcause);
-  gobj_unref(n->dobj);
-  goro_chan_unref(n->dc);
-  if (n->parent) gobj_unref(&n->parent->h);
-  free(n);
 }
 
 static lctx *check(lua_State *L, int idx) { return (lctx *)gobj_check(L, idx, GOBJ_CTX); }

@@ -40,6 +40,17 @@ function test_cancel_reaches_every_descendant_before_it_returns()
   end
 end
 
+function test_a_deep_chain_is_cancelled_whole()
+  local root, cancel = context.with_cancel(bg)
+  local c = root
+  for _ = 1, S.scaled(100000, 5000) do c = context.with_cancel(c) end
+  cancel()
+  lu.assertEquals(c:err(), "context canceled")
+  c, root = nil, nil
+  collectgarbage() -- and freed: lctx_free walks up the chain in a loop, not by recursion
+  collectgarbage()
+end
+
 function test_cancel_of_a_middle_node_leaves_its_parent_and_siblings()
   local root, cancel = context.with_cancel(bg)
   local a, cancel_a = context.with_cancel(root)
