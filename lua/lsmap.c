@@ -12,8 +12,8 @@
 ** compare-and-swap compares ids, not pointers (no ABA).
 **
 ** m:update(k, fn) is a compare-and-swap loop, as one writes with Go's
-** atomics: fn(old) runs in the caller's state, unlocked (it may park, or
-** raise), and its result is stored only if k still holds the value fn saw;
+** atomics: fn(old) runs in the caller's state, unlocked (called with a
+** continuation, so it may park; or raise), and its result is stored only if k still holds the value fn saw;
 ** otherwise fn runs again on the newer value. So fn may run more than once
 ** and should compute only from its argument.
 */
@@ -246,41 +246,63 @@ static int sm_load_or_store(lua_State *L) {
 }
 
 /* m:update(k, fn) -> the value stored (see the header: a CAS loop) */
-static int sm_update(lua_State *L) {
+static int update_k(lua_State *L, int status, lua_KContext ctx);
+
+/* The loop of m:update; the stack is m, k, fn [, seen id, fn's result]. fn
+** is called with a continuation, so it may park (yield) in a goroutine;
+** k stays at 2 (its bytes are the key's). */
+static int update_loop(lua_State *L, bool have_result) {
   lsmap *m = check(L);
+  skey k;
+  getkey(L, 2, &k, "m:update");
+  for (;;) {
+    if (have_result) {
+      uint64_t seen = (uint64_t)lua_tointeger(L, 4);
+      sval *v = newval(L, 5, "the value update's function returned");
+      bool oom = false, done = false;
+      sval *old = NULL;
+      pthread_mutex_lock(&m->lock);
+      sment **pp = findp(m, &k);
+      if ((*pp ? (*pp)->v->id : 0) == seen) {
+        old = put(m, pp, &k, v, &oom);
+        done = !oom;
+      }
+      pthread_mutex_unlock(&m->lock);
+      if (oom) oom_error(L, v);
+      if (done) {
+        sval_unref(old);
+        return 1;
+      }
+      sval_unref(v); /* another store came first: again, on the newer value */
+      lua_settop(L, 3);
+    }
+    pthread_mutex_lock(&m->lock);
+    sment *e = *findp(m, &k);
+    sval *cur = e ? e->v : NULL;
+    if (cur) sval_ref(cur);
+    pthread_mutex_unlock(&m->lock);
+    lua_pushinteger(L, cur ? (lua_Integer)cur->id : 0); /* ids stay below 2^63 */
+    lua_pushvalue(L, 3);
+    sval_push(L, cur);
+    lua_callk(L, 1, 1, 0, update_k); /* unlocked: fn may park or raise */
+    have_result = true;
+  }
+}
+
+static int update_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return update_loop(L, true);
+}
+
+static int sm_update(lua_State *L) {
+  check(L);
   CHECK_MAIN(L, gstate_of(L));
   skey k;
   getkey(L, 2, &k, "m:update");
   if (lua_type(L, 3) != LUA_TFUNCTION) arg_error(L, 3, "m:update", "a function");
   lua_settop(L, 3);
-  for (;;) {
-    pthread_mutex_lock(&m->lock);
-    sment *e = *findp(m, &k);
-    sval *cur = e ? e->v : NULL;
-    uint64_t seen = cur ? cur->id : 0;
-    if (cur) sval_ref(cur);
-    pthread_mutex_unlock(&m->lock);
-    lua_pushvalue(L, 3);
-    sval_push(L, cur);
-    lua_call(L, 1, 1); /* unlocked: fn may park or raise */
-    sval *v = newval(L, 4, "the value update's function returned");
-    bool oom = false, done = false;
-    sval *old = NULL;
-    pthread_mutex_lock(&m->lock);
-    sment **pp = findp(m, &k);
-    if ((*pp ? (*pp)->v->id : 0) == seen) {
-      old = put(m, pp, &k, v, &oom);
-      done = !oom;
-    }
-    pthread_mutex_unlock(&m->lock);
-    if (oom) oom_error(L, v);
-    if (done) {
-      sval_unref(old);
-      return 1;
-    }
-    sval_unref(v); /* another store came first: again, on the newer value */
-    lua_settop(L, 3);
-  }
+  return update_loop(L, false);
 }
 
 static int sm_len(lua_State *L) {
@@ -360,6 +382,28 @@ static int range_step(lua_State *L) {
   return snap_next(L, s) ? 2 : 0;
 }
 
+static int range_k(lua_State *L, int status, lua_KContext ctx);
+
+/* The loop of m:range(fn); the stack is m, fn, the snapshot [, fn's
+** result]. fn is called with a continuation: it may park. */
+static int range_loop(lua_State *L, bool have_result) {
+  snap *s = lua_touserdata(L, 3);
+  for (;;) {
+    if (have_result && lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return 0;
+    lua_settop(L, 3);
+    lua_pushvalue(L, 2);
+    if (!snap_next(L, s)) return 0;
+    lua_callk(L, 2, 1, 0, range_k);
+    have_result = true;
+  }
+}
+
+static int range_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return range_loop(L, true);
+}
+
 /* m:range(fn): fn(k, v) for each key until fn returns false (Go's Range);
 ** m:range(): an iterator, `for k, v in m:range() do ... end` */
 static int sm_range(lua_State *L) {
@@ -367,16 +411,12 @@ static int sm_range(lua_State *L) {
   bool call = !lua_isnoneornil(L, 2);
   if (call && lua_type(L, 2) != LUA_TFUNCTION) arg_error(L, 2, "m:range", "a function");
   lua_settop(L, 2);
-  snap *s = snapshot(L, m);
+  snapshot(L, m); /* at 3 */
   if (!call) {
     lua_pushcclosure(L, range_step, 1);
     return 1;
   }
-  while (lua_settop(L, 3), lua_pushvalue(L, 2), snap_next(L, s)) {
-    lua_call(L, 2, 1);
-    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) break;
-  }
-  return 0;
+  return range_loop(L, false);
 }
 
 static int sm_tostring(lua_State *L) {

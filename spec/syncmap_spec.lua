@@ -91,6 +91,42 @@ for_procs("test_concurrent_updates_of_one_key_lose_nothing", {1, 2, 4}, function
   lu.assertEquals(m:load("n"), N * M)
 end)
 
+for_procs("test_an_update_whose_fn_parks_is_retried_and_loses_nothing", {1, 2}, function()
+  local N, M = 4, S.scaled(100, 20)
+  local m, calls, wg = go.syncmap(), go.atomic(), go.waitgroup()
+  for _ = 1, N do
+    wg:add(1)
+    go(function()
+      for _ = 1, M do
+        m:update("n", function(old)
+          calls:add(1)
+          go.yield() -- the others update meanwhile: this result must not be stored
+          return (old or 0) + 1
+        end)
+      end
+      wg:done()
+    end)
+  end
+  wg:wait()
+  lu.assertEquals(m:load("n"), N * M)
+  lu.assertTrue(calls:load() > N * M, "no update was retried: the test proves nothing")
+end)
+
+function test_range_and_update_callbacks_park_instead_of_blocking_the_thread()
+  local m, ch, out = go.syncmap(), go.chan(), go.chan(1)
+  for i = 1, 3 do m:store(i, i) end
+  local before = go.stats().handoffs
+  go(function()
+    local sum = 0
+    m:range(function(_, v) sum = sum + v + ch:recv() end)
+    m:update("x", function() return ch:recv() end)
+    out:send(sum + m:load("x"))
+  end)
+  for _ = 1, 4 do ch:send(10) end
+  lu.assertEquals(S.recv(out), 46)
+  lu.assertEquals(go.stats().handoffs, before, "a receive in the callback blocked its thread")
+end
+
 for_procs("test_goroutines_share_the_map_every_key_once", {1, 2, 4}, function()
   local N, M = 6, S.scaled(500, 50)
   local m, wg = go.syncmap(), go.waitgroup()
