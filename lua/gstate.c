@@ -723,7 +723,7 @@ static goro_step gstep(goro_g *g, void *ud) {
     st = luacompat_closethread(s->co, NULL); /* go.exit(): its __closes, then done */
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
-  bool reusable = true;
+  bool reusable = lua_status(s->co) == LUA_OK; /* (after go.exit too) */
   if (st != LUA_OK) {
     report(s, g, st);
     reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */

@@ -1,7 +1,8 @@
 /*
 ** object.h — the registry of goro objects: channels, waitgroups, timers,
-** ffi functions, atomics, shared maps, contexts are C structs shared by reference between lua_States, each
-** state seeing one userdata per object (object.c).
+** ffi functions, atomics, syncmaps, contexts are C structs shared by
+** reference between lua_States, each state seeing one userdata per object
+** (object.c).
 */
 #ifndef GORO_OBJECT_H
 #define GORO_OBJECT_H
