@@ -246,7 +246,8 @@ static int sm_load_or_store(lua_State *L) {
 }
 
 /* m:update(k, fn) -> the value stored (see the header: a CAS loop) */
-static int update_k(lua_State *L, int status, lua_KContext ctx);
+/* The continuation of update's and range's callbacks (ctx: which loop). */
+static int loop_k(lua_State *L, int status, lua_KContext ctx);
 
 /* The loop of m:update; the stack is m, k, fn [, seen id, fn's result]. fn
 ** is called with a continuation, so it may park (yield) in a goroutine;
@@ -284,15 +285,9 @@ static int update_loop(lua_State *L, bool have_result) {
     lua_pushinteger(L, cur ? (lua_Integer)cur->id : 0); /* ids stay below 2^63 */
     lua_pushvalue(L, 3);
     sval_push(L, cur);
-    lua_callk(L, 1, 1, 0, update_k); /* unlocked: fn may park or raise */
+    lua_callk(L, 1, 1, 0, loop_k); /* unlocked: fn may park or raise */
     have_result = true;
   }
-}
-
-static int update_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  return update_loop(L, true);
 }
 
 static int sm_update(lua_State *L) {
@@ -382,8 +377,6 @@ static int range_step(lua_State *L) {
   return snap_next(L, s) ? 2 : 0;
 }
 
-static int range_k(lua_State *L, int status, lua_KContext ctx);
-
 /* The loop of m:range(fn); the stack is m, fn, the snapshot [, fn's
 ** result]. fn is called with a continuation: it may park. */
 static int range_loop(lua_State *L, bool have_result) {
@@ -393,15 +386,14 @@ static int range_loop(lua_State *L, bool have_result) {
     lua_settop(L, 3);
     lua_pushvalue(L, 2);
     if (!snap_next(L, s)) return 0;
-    lua_callk(L, 2, 1, 0, range_k);
+    lua_callk(L, 2, 1, 1, loop_k);
     have_result = true;
   }
 }
 
-static int range_k(lua_State *L, int status, lua_KContext ctx) {
+static int loop_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  (void)ctx;
-  return range_loop(L, true);
+  return ctx ? range_loop(L, true) : update_loop(L, true);
 }
 
 /* m:range(fn): fn(k, v) for each key until fn returns false (Go's Range);

@@ -74,33 +74,17 @@ function test_range_with_a_callback_stops_when_it_returns_false()
   lu.assertStrContains(err, "stop here")
 end
 
-for_procs("test_concurrent_updates_of_one_key_lose_nothing", {1, 2, 4}, function()
-  local N, M = 8, S.scaled(300, 50)
-  local m, wg = go.syncmap(), go.waitgroup()
-  for _ = 1, N do
-    wg:add(1)
-    go(function()
-      for _ = 1, M do
-        m:update("n", function(old) return (old or 0) + 1 end)
-        if _ % 50 == 0 then go.yield() end
-      end
-      wg:done()
-    end)
-  end
-  wg:wait()
-  lu.assertEquals(m:load("n"), N * M)
-end)
-
-for_procs("test_an_update_whose_fn_parks_is_retried_and_loses_nothing", {1, 2}, function()
-  local N, M = 4, S.scaled(100, 20)
+-- N goroutines each m:update("n", +1) M times, with fn's body in between
+-- (between(i)); the total must be exactly N*M. Returns how often fn ran.
+local function updates(N, M, between)
   local m, calls, wg = go.syncmap(), go.atomic(), go.waitgroup()
   for _ = 1, N do
     wg:add(1)
     go(function()
-      for _ = 1, M do
+      for i = 1, M do
         m:update("n", function(old)
           calls:add(1)
-          go.yield() -- the others update meanwhile: this result must not be stored
+          between(i)
           return (old or 0) + 1
         end)
       end
@@ -109,7 +93,18 @@ for_procs("test_an_update_whose_fn_parks_is_retried_and_loses_nothing", {1, 2}, 
   end
   wg:wait()
   lu.assertEquals(m:load("n"), N * M)
-  lu.assertTrue(calls:load() > N * M, "no update was retried: the test proves nothing")
+  return calls:load()
+end
+
+for_procs("test_concurrent_updates_of_one_key_lose_nothing", {1, 2, 4}, function()
+  updates(8, S.scaled(300, 50), function() end)
+end)
+
+for_procs("test_an_update_whose_fn_parks_is_retried_and_loses_nothing", {1, 2}, function()
+  local N, M = 4, S.scaled(100, 20)
+  -- go.yield: the others update meanwhile, so this result must not be stored
+  local calls = updates(N, M, function() go.yield() end)
+  lu.assertTrue(calls > N * M, "no update was retried: the test proves nothing")
 end)
 
 function test_range_and_update_callbacks_park_instead_of_blocking_the_thread()
