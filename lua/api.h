@@ -1,7 +1,8 @@
 /*
 ** api.h — what the files of the Lua API share: argument checks with
 ** "goro:" messages, the binding groups goro.c assembles into the module
-** (lchan.c, lselect.c, ltime.c, lwg.c, lruntime.c), and the channels that
+** (lchan.c, lselect.c, ltime.c, lwg.c, lruntime.c, latomic.c, lsmap.c,
+** lcontext.c), and the channels that
 ** the other groups hand out (timers, select).
 */
 #ifndef GORO_API_H
@@ -71,6 +72,9 @@ void lselect_open(lua_State *L); /* go.select */
 void ltime_open(lua_State *L);   /* go.sleep, go.now, timers, tickers */
 void lwg_open(lua_State *L);     /* go.waitgroup */
 void lruntime_open(lua_State *L); /* go(), go.yield, go.gomaxprocs, go.wait, ... */
+void latomic_open(lua_State *L);  /* go.atomic */
+void lsmap_open(lua_State *L);    /* go.syncmap */
+void lcontext_open(lua_State *L); /* go._ctx: the C side of goro.context */
 
 /* go(fn, ...): the module's __call (goro.c). */
 int lruntime_spawn(lua_State *L);

@@ -7,7 +7,8 @@
 **
 ** Layers, each file calling only those below it:
 **   goro.c (module)
-**   lchan.c lselect.c ltime.c lwg.c lruntime.c (the API)   ffi.c (go.ffi)
+**   lchan.c lselect.c ltime.c lwg.c lruntime.c latomic.c lsmap.c lcontext.c
+**   (the API)   ffi.c (go.ffi)
 **   gstate.c (goroutine states)
 **   park.c (park or block)
 **   xfer_*.c (transfer)
@@ -245,6 +246,9 @@ int luaopen_goro(lua_State *L) {
   ltime_open(L);
   lwg_open(L);
   lruntime_open(L);
+  latomic_open(L);
+  lsmap_open(L);
+  lcontext_open(L);
   lua_pushliteral(L, "0.1.0"), lua_setfield(L, -2, "_VERSION"); /* = rockspecs/, CHANGELOG.md */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, module_call);

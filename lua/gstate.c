@@ -212,6 +212,11 @@ static int auxresume(lua_State *L, lua_State *co, int narg, gstate *s, bool wrap
   if (s) s->chain_ok = saved;
   if (st == LUA_YIELD && s && (s->park->parking || s->preempted)) {
     lua_pop(co, nres);
+    if (s->preempted == GSTATE_EXIT && luacompat_closethread(co, L) != LUA_OK) {
+      s->preempted = 0; /* a failing __close: an error here instead */
+      lua_xmove(co, L, 1);
+      return lua_error(L);
+    }
     return lua_yieldk(L, 0, wrap, resume_k); /* up to the scheduler */
   }
   if (st == LUA_OK || st == LUA_YIELD) {
@@ -711,11 +716,14 @@ static goro_step gstep(goro_g *g, void *ud) {
       s->park->parking = 0;
       return GORO_STEP_PARKED;
     }
-    s->preempted = 0;
-    return GORO_STEP_YIELDED;
+    if (s->preempted != GSTATE_EXIT) {
+      s->preempted = 0;
+      return GORO_STEP_YIELDED;
+    }
+    st = luacompat_closethread(s->co, NULL); /* go.exit(): its __closes, then done */
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
-  bool reusable = true;
+  bool reusable = lua_status(s->co) == LUA_OK; /* (after go.exit too) */
   if (st != LUA_OK) {
     report(s, g, st);
     reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */
@@ -787,3 +795,5 @@ void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
     luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
   }
 }
+
+int gstate_spawn_msg(xbuf *b) { return goro_spawn(gstep, b, NULL); }

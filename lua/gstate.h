@@ -22,7 +22,7 @@ typedef struct gstate {
   goro_g *g;          /* the G it runs for, or NULL when pooled */
   int nargs;          /* values to pass to the next resume */
   int chain_ok;       /* the chain of user coroutines can pass a yield up */
-  int preempted;      /* the yield is a preemption */
+  int preempted;      /* the yield is a preemption (1) or go.exit() (GSTATE_EXIT) */
   struct parked *park; /* the parked operation's state (park.h; park.c owns
                       ** its fields, gstate.c makes and frees it) */
   xprotos protos;     /* the fnprotos its goroutines' entry functions came
@@ -31,6 +31,12 @@ typedef struct gstate {
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
 } gstate;
+
+/* s->preempted of a yield that ends the goroutine (go.exit, lruntime.c):
+** passed up through user coroutines, closing them; the step function then
+** closes the goroutine's pending to-be-closed variables and ends it
+** without an error, as runtime.Goexit. */
+#define GSTATE_EXIT 2
 
 /* The gstate of L, or NULL in the main state (not a goroutine). */
 gstate *gstate_of(lua_State *L);
@@ -41,6 +47,11 @@ bool gstate_canpark(lua_State *L, gstate *s);
 /* Spawns a goroutine running the function at idx with the n-1 values after
 ** it. Raises Lua errors. */
 void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit);
+/* Spawns a goroutine from a message made earlier by xfer_encode_n (its
+** function first, "" as its name): from any thread, with no Lua state
+** (context.after_func). Returns goro_spawn's status; on failure b is still
+** the caller's. */
+int gstate_spawn_msg(xbuf *b);
 /* The opener of a standard library for goroutine states (coroutine's
 ** resume/wrap pass parks up; package inherits the main state's paths), or
 ** of a module set by gstate_set_preload; NULL if name is neither. */

@@ -128,14 +128,16 @@ static int ch_tryrecv(lua_State *L) {
   xval v = {0};
   bool ok;
   int rc = goro_chan_recv(c, &v, &ok, GORO_NOW);
-  if (rc != GORO_OK) {
+  if (rc != GORO_OK) { /* would block: Go's select default */
     lua_pushnil(L);
     lua_pushboolean(L, 0);
     return 2;
   }
   xfer_decode_val(L, &v);
   lua_pushboolean(L, ok);
-  return 2;
+  if (ok) return 2;
+  lua_pushboolean(L, 1); /* closed and drained (Go's ok == false): nil, false, true */
+  return 3;
 }
 
 static int ch_close(lua_State *L) {

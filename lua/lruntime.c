@@ -1,7 +1,7 @@
 /*
 ** lruntime.c — the runtime for Lua: go(fn, ...) / go.spawn, go.yield,
 ** go.gomaxprocs, go.numgoroutine, go.id, go.wait, go.stats, go.blocking,
-** go.maxthreads. Thin calls into the core (goro.h) and gstate_spawn.
+** go.maxthreads, go.exit. Thin calls into the core (goro.h) and gstate_spawn.
 */
 #include <sched.h>
 
@@ -60,15 +60,29 @@ static int l_yield(lua_State *L) {
   return 0;
 }
 
+/* go.exit(): ends the calling goroutine (runtime.Goexit): a yield that
+** travels up to the step function (gstate.c, GSTATE_EXIT), which closes the
+** goroutine's pending to-be-closed variables and ends it with no error. A
+** yield, not an error, so pcall cannot stop it, as recover cannot stop
+** Goexit. */
+static int l_exit(lua_State *L) {
+  gstate *s = gstate_of(L);
+  if (!s)
+    return luaL_error(L, "goro: go.exit() ends a goroutine; in the main state use os.exit");
+  if (!gstate_canpark(L, s))
+    return luaL_error(L, "goro: go.exit() cannot end the goroutine from inside a C call "
+                         "that cannot yield (a metamethod, a sort comparator, a C "
+                         "module's callback): return from it first");
+  s->preempted = GSTATE_EXIT;
+  return lua_yieldk(L, 0, 0, yield_k);
+}
+
 static int l_gomaxprocs(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
   lua_Integer n = arg_int(L, 1, "go.gomaxprocs", 0);
   if (n < 0 || n > GORO_MAXPROCS)
-    return luaL_error(L, "goro: gomaxprocs(%d): use 1 to %d (or no argument to read it)",
+    return luaL_error(L, "goro: gomaxprocs(%d): use 1 to %d (or 0, or no argument, to read it)",
                       (int)n, GORO_MAXPROCS);
-  if (n == 0 && !lua_isnoneornil(L, 1))
-    return luaL_error(L, "goro: gomaxprocs(0): use 1 to %d (or no argument to read it)",
-                      GORO_MAXPROCS);
   int old = goro_gomaxprocs((int)n);
   if (old < 0) return luaL_error(L, "goro: gomaxprocs: %s", goro_strerror(old));
   lua_pushinteger(L, old);
@@ -154,6 +168,6 @@ void lruntime_open(lua_State *L) {
     {"go", lruntime_spawn}, {"spawn", lruntime_spawn}, {"yield", l_yield},
     {"gomaxprocs", l_gomaxprocs}, {"numgoroutine", l_numgoroutine}, {"id", l_id},
     {"stats", l_stats}, {"wait", l_wait}, {"blocking", l_blocking},
-    {"maxthreads", l_maxthreads}, {NULL, NULL}};
+    {"maxthreads", l_maxthreads}, {"exit", l_exit}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

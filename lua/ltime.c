@@ -90,7 +90,7 @@ static ltimer *ltimer_new(lua_State *L, int64_t ns, bool periodic) {
 
 static int l_timer(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.timer", false), false);
+  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.timer", true), false);
   gobj_push(L, &t->h);
   return 1;
 }
@@ -108,10 +108,16 @@ static pthread_mutex_t ticklock = PTHREAD_MUTEX_INITIALIZER;
 static ltimer **leaked_ticks; /* ticklock */
 static int nleaked_ticks;     /* ticklock */
 
-/* go.tick(sec): a channel that receives every sec, forever (as Go's). */
+/* go.tick(sec): a channel that receives every sec, forever (as Go's);
+** nil for sec <= 0, as Go's Tick returns a nil channel. */
 static int l_tick(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  ltimer *t = ltimer_new(L, arg_duration(L, 1, "go.tick", false), true);
+  int64_t ns = arg_duration(L, 1, "go.tick", true);
+  if (ns <= 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  ltimer *t = ltimer_new(L, ns, true);
   lchan_push(L, t->c);
   pthread_mutex_lock(&ticklock);
   ltimer **n = realloc(leaked_ticks, sizeof *n * (size_t)(nleaked_ticks + 1));
@@ -148,7 +154,7 @@ static void after_fire(void *arg, int64_t now) {
 /* go.after(sec): a channel that receives the time once, after sec. */
 static int l_after(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
-  int64_t ns = arg_duration(L, 1, "go.after", false);
+  int64_t ns = arg_duration(L, 1, "go.after", true); /* < 0: now, as Go */
   after *a = malloc(sizeof *a);
   goro_chan *c = goro_chan_new(sizeof(xval), 1, xfer_drop_val);
   if (!a || !c) {
@@ -175,7 +181,7 @@ static int tm_stop(lua_State *L) {
 
 static int tm_reset(lua_State *L) {
   ltimer *t = checktimer(L);
-  int64_t ns = arg_duration(L, 2, "t:reset", false);
+  int64_t ns = arg_duration(L, 2, "t:reset", true);
   /* relaxed: only whether it is a ticker (never changes) and its period
   ** (resets racing each other end with either period, as in Go) */
   bool ticker = atomic_load_explicit(&t->period, memory_order_relaxed) > 0;

@@ -24,6 +24,10 @@ const char *gobj_typename(int type) {
   case GOBJ_WG: return "waitgroup";
   case GOBJ_TIMER: return "timer";
   case GOBJ_FFI: return "ffi function";
+  case GOBJ_ATOMIC: return "atomic";
+  case GOBJ_VALUE: return "atomic value";
+  case GOBJ_SMAP: return "syncmap";
+  case GOBJ_CTX: return "context";
   default: return "goro object";
   }
 }

@@ -1,7 +1,8 @@
 /*
 ** object.h — the registry of goro objects: channels, waitgroups, timers,
-** ffi functions are C structs shared by reference between lua_States, each
-** state seeing one userdata per object (object.c).
+** ffi functions, atomics, syncmaps, contexts are C structs shared by
+** reference between lua_States, each state seeing one userdata per object
+** (object.c).
 */
 #ifndef GORO_OBJECT_H
 #define GORO_OBJECT_H
@@ -11,7 +12,8 @@
 #include "lauxlib.h"
 #include "lua.h"
 
-enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI };
+enum { GOBJ_CHAN = 1, GOBJ_WG, GOBJ_TIMER, GOBJ_FFI, GOBJ_ATOMIC, GOBJ_VALUE, GOBJ_SMAP,
+       GOBJ_CTX };
 
 /* The header of every goro object. Owned jointly by its references: no
 ** state owns it; the last gobj_unref frees it. Only refs changes after
@@ -32,6 +34,16 @@ static inline void gobj_ref(gobj *o) {
 static inline void gobj_unref(gobj *o) {
   /* acq_rel: the last owner frees after everyone else's writes. */
   if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1) o->free(o);
+}
+
+/* Fills the header of a new object (one reference: the creator's). */
+static inline void gobj_init(gobj *o, int type, void (*free)(gobj *o), const char *mtname,
+                             void (*openmt)(lua_State *L)) {
+  atomic_init(&o->refs, 1);
+  o->type = type;
+  o->free = free;
+  o->mtname = mtname;
+  o->openmt = openmt;
 }
 
 /* Pushes the userdata for o in L (the state's existing one, so identity

@@ -35,6 +35,9 @@ local SAMPLES = {
     return tk
   end,
   wg = function() return go.waitgroup() end,
+  a = function() return go.atomic() end,
+  av = function() return go.atomic_value() end,
+  m = function() return go.syncmap() end,
   mu = function() return go.mutex() end,
   rw = function() return go.rwmutex() end,
   guard = function()

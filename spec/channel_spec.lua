@@ -101,7 +101,7 @@ function test_close_lets_receivers_drain_then_gives_nil_false()
   lu.assertEquals({c:tryrecv()}, {3, true})
   for _ = 1, 3 do
     lu.assertEquals({c:recv()}, {nil, false})
-    lu.assertEquals({c:tryrecv()}, {nil, false})
+    lu.assertEquals({c:tryrecv()}, {nil, false, true}, "closed and drained: the third result says so")
   end
 end
 

@@ -198,7 +198,6 @@ function test_misuse_gives_goro_errors_and_leaves_the_runtime_usable()
     function() go.chan(-5) end,
     function() go.chan().send(wg, 1) end,
     function() wg:done() end,                    -- negative counter
-    function() go.gomaxprocs(0) end,
     function() go.gomaxprocs(-3) end,
     function() go.select{{"nope", "recv"}} end,
     function() go.ticker(0) end,

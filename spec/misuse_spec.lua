@@ -211,14 +211,10 @@ function test_bad_durations_are_refused_and_a_negative_sleep_returns_at_once()
     fails(go.ticker, bad)
     fails(go.tick, bad)
   end
-  goro_error(go.after, -1)
-  goro_error(go.timer, -1)
   goro_error(go.ticker, 0)
   goro_error(go.ticker, -1)
-  goro_error(go.tick, 0)
-  for _, f in ipairs{go.after, go.timer, go.ticker} do goro_error(f, 0 / 0) end
+  for _, f in ipairs{go.after, go.timer, go.ticker, go.tick} do goro_error(f, 0 / 0) end
   local t = go.timer(60)
-  goro_error(t.reset, t, -1)
   fails(t.reset, t, "x")
   goro_error(t.reset, t, 0 / 0)
   t:stop()
@@ -318,10 +314,11 @@ end
 
 function test_gomaxprocs_refuses_bad_values_and_keeps_its_value()
   local before = go.gomaxprocs()
-  for _, bad in ipairs{0, -1, 1e9, 257, math.huge, -math.huge} do
+  for _, bad in ipairs{-1, 1e9, 257, math.huge, -math.huge} do
     lu.assertStrContains(goro_error(go.gomaxprocs, bad), "gomaxprocs")
   end
   for _, bad in ipairs{"x", 1.5, {}, 0 / 0} do fails(go.gomaxprocs, bad) end
+  lu.assertEquals(go.gomaxprocs(0), before, "0 reads it, as Go's GOMAXPROCS(0)")
   lu.assertEquals(go.gomaxprocs(), before)
   usable()
 end

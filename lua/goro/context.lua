@@ -7,24 +7,23 @@
 --   ...
 --   cancel()                   -- or `local ctx <close> = ...`
 --
--- A context is a small table (a handle) shared by copy: its cancellation
--- state lives in two channels, `dc` (ctx:done(), closed on cancel: usable
--- in go.select like Go's <-ctx.Done()) and `st` (a capacity-1 channel that
--- holds the error, false until cancelled, and serialises cancellation), so
--- every copy of a context, in any goroutine, sees the same cancellation.
---
--- Cancelling a parent cancels its children: a derived context whose parent
--- can be cancelled (or that has a deadline) gets a watcher goroutine that
--- waits for the parent's done, its own done or its timer, whichever comes
--- first, and then exits. So, as in Go, always cancel what you derive (the
--- returned cancel function, or `<close>`): a context never cancelled keeps
--- its watcher waiting, and go.wait() reports it as blocked forever.
+-- A context is a small table (a handle) shared by copy; what every copy
+-- must see lives in its node `n` (lua/lcontext.c), a goro object shared by
+-- reference: the done channel, the error and cause, the children, the
+-- deadline's timer, the functions after_func waits with. The nodes form the
+-- cancellation tree in C, so cancel() has cancelled every descendant (err
+-- set, done closed) before it returns, from any goroutine, as in Go; a
+-- deadline fires from the timer heap; no context costs a goroutine. As in
+-- Go, cancel what you derive (the returned cancel function, or `<close>`):
+-- it unlinks the context from its parent and stops its timer.
 --
 -- Values: keys are compared with ==, so use strings (or other values that
 -- stay equal when copied): a table key sent on its own to another goroutine
--- arrives as a different table.
+-- arrives as a different table. Values are looked up parent-ward in the
+-- handle's chain, which is copied with it by the transfer rules.
 
 local go = require "goro"
+local core = go.__context
 
 local M = {}
 
@@ -46,40 +45,34 @@ M.__tostring = function(c)
   return string.format("%s: %p", names[rawget(c, "kind")] or "context", c)
 end
 
--- Cancels c with err unless it is already cancelled (the first error stays).
-local function cancel(c, err)
-  local e = c.st:recv()
-  if not e then
-    e = err
-    c.dc:close()
-  end
-  c.st:send(e)
-end
-
 -- `local ctx <close> = context.with_cancel(parent)`: cancels at scope end.
 -- (A value context only passes its parent's through: closing it does not
 -- cancel the parent.)
 M.__close = function(c)
-  if rawget(c, "own") then cancel(c, CANCELED) end
+  if rawget(c, "own") then c.n:cancel() end
 end
 
 -- ctx:done() -> a channel closed when ctx is cancelled, or nil for a
 -- context that can never be cancelled (background), like Go's nil Done
 -- channel: a nil case in go.select never fires.
 function methods.done(c)
-  return c.dc
+  local n = c.n
+  return n and n:done()
 end
 
 -- ctx:err() -> nil while ctx is live, then "context canceled" or
 -- "context deadline exceeded" (context.canceled / .deadline_exceeded).
-local function errof(c)
-  local d = c.dc
-  if not d or not d:closed() then return nil end
-  local e = c.st:recv()
-  c.st:send(e)
-  return e
+function methods.err(c)
+  local n = c.n
+  return n and n:err()
 end
-methods.err = errof
+
+-- ctx:cause() / context.cause(ctx) -> the cause given to the cancel of
+-- with_cancel_cause (or of an ancestor's), else ctx:err().
+function methods.cause(c)
+  local n = c.n
+  return n and n:cause()
+end
 
 -- ctx:deadline() -> t, true when ctx has a deadline (t on go.now()'s
 -- clock), else nil, false.
@@ -115,66 +108,78 @@ local function checkparent(parent, level)
   end
 end
 
--- The watcher goroutine of a derived context (see the header).
-local function watch(parent, c, secs)
-  local t = secs and go.timer(secs)
-  local i = go.select{{parent.dc, "recv"}, {c.dc, "recv"}, {t and t.c, "recv"}}
-  if t then t:stop() end
-  if i == 1 then
-    cancel(c, errof(parent))
-  elseif i == 3 then
-    cancel(c, DEADLINE)
-  end
-end
-
-local function derive(parent, kind, deadline)
-  local c = setmetatable({kind = kind, parent = parent, own = true, dc = go.chan(),
-    st = go.chan(1), dl = deadline or parent.dl}, M)
-  c.st:send(false)
-  local perr = errof(parent)
-  -- one reading of the clock: a second one, later, could make the
-  -- remaining time negative (go.timer refuses that)
-  local left = deadline and deadline - go.now()
-  if perr then
-    cancel(c, perr)
-  elseif left and left <= 0 then
-    cancel(c, DEADLINE)
-  elseif parent.dc or deadline then
-    go(watch, parent, c, left)
-  end
-  return c, function() cancel(c, CANCELED) end
+local function derive(parent, kind, deadline, cause)
+  local n = core.new(parent.n, deadline and deadline - go.now(), cause)
+  local c = setmetatable({kind = kind, parent = parent, own = true, n = n,
+    dl = deadline or parent.dl}, M)
+  return c, n
 end
 
 -- context.with_cancel(parent) -> ctx, cancel. ctx is done when cancel() is
--- called or parent is done, whichever happens first. cancel may be called
+-- called or parent is done, whichever happens first; cancel() returns once
+-- ctx and every context derived from it are done. cancel may be called
 -- many times, from any goroutine; only the first has an effect.
 function M.with_cancel(parent)
   checkparent(parent, 2)
-  return derive(parent, "cancel")
+  local c, n = derive(parent, "cancel")
+  return c, function() n:cancel() end
+end
+
+-- context.with_cancel_cause(parent) -> ctx, cancel(cause): as with_cancel;
+-- cancel's cause (any value that can cross, copied) is what context.cause
+-- returns for ctx and its descendants; ctx:err() is still "context
+-- canceled".
+function M.with_cancel_cause(parent)
+  checkparent(parent, 2)
+  local c, n = derive(parent, "cancel")
+  return c, function(cause) n:cancel(cause) end
+end
+
+-- context.cause(ctx) -> ctx:cause() (Go's context.Cause).
+function M.cause(c)
+  checkparent(c, 2)
+  return c:cause()
+end
+
+local function deadline(parent, t, cause, fn)
+  checkparent(parent, 3)
+  if type(t) ~= "number" or t ~= t then
+    error("goro: " .. fn .. " needs a time (go.now() + seconds), got " .. tostring(t), 3)
+  end
+  local c, n
+  if parent.dl and parent.dl <= t then
+    c, n = derive(parent, "cancel")
+  else
+    c, n = derive(parent, "deadline", t, cause)
+  end
+  return c, function() n:cancel() end
+end
+
+local function timeout(parent, secs, cause, fn)
+  checkparent(parent, 3)
+  if type(secs) ~= "number" or secs ~= secs then
+    error("goro: " .. fn .. " needs a number of seconds, got " .. tostring(secs), 3)
+  end
+  return deadline(parent, go.now() + secs, cause, fn)
 end
 
 -- context.with_deadline(parent, t) -> ctx, cancel. Like with_cancel, and
 -- also done at time t (go.now()'s clock), with err "context deadline
 -- exceeded". A parent with an earlier deadline keeps its own.
-function M.with_deadline(parent, t)
-  checkparent(parent, 2)
-  if type(t) ~= "number" then
-    error("goro: with_deadline needs a time (go.now() + seconds), got " .. type(t), 2)
-  end
-  if parent.dl and parent.dl <= t then
-    return derive(parent, "cancel")
-  end
-  return derive(parent, "deadline", t)
-end
+function M.with_deadline(parent, t) return deadline(parent, t, nil, "with_deadline") end
 
 -- context.with_timeout(parent, secs) -> ctx, cancel:
 -- with_deadline(parent, go.now() + secs).
-function M.with_timeout(parent, secs)
-  checkparent(parent, 2)
-  if type(secs) ~= "number" then
-    error("goro: with_timeout needs a number of seconds, got " .. type(secs), 2)
-  end
-  return M.with_deadline(parent, go.now() + secs)
+function M.with_timeout(parent, secs) return timeout(parent, secs, nil, "with_timeout") end
+
+-- context.with_deadline_cause(parent, t, cause) and
+-- context.with_timeout_cause(parent, secs, cause): as with_deadline and
+-- with_timeout; when the deadline passes, context.cause(ctx) is cause.
+function M.with_deadline_cause(parent, t, cause)
+  return deadline(parent, t, cause, "with_deadline_cause")
+end
+function M.with_timeout_cause(parent, secs, cause)
+  return timeout(parent, secs, cause, "with_timeout_cause")
 end
 
 -- context.with_value(parent, key, val) -> ctx carrying key = val, cancelled
@@ -183,7 +188,25 @@ function M.with_value(parent, key, val)
   checkparent(parent, 2)
   if key == nil then error("goro: with_value: nil key", 2) end
   return setmetatable({kind = "value", parent = parent, key = key, val = val,
-    dc = parent.dc, st = parent.st, dl = parent.dl}, M)
+    n = parent.n, dl = parent.dl}, M)
+end
+
+-- context.after_func(ctx, f) -> stop. f (copied, as a goroutine's function)
+-- runs in its own goroutine once ctx is done, at once if it is. stop() ->
+-- true if it kept f from being started, false if f was started or stop was
+-- called before. A context that can never be done never runs f.
+function M.after_func(c, f)
+  checkparent(c, 2)
+  if type(f) ~= "function" then
+    error("goro: context.after_func needs a function, got " .. type(f), 2)
+  end
+  local n = c.n
+  if not n then
+    local stopped = go.atomic(0)
+    return function() return stopped:cas(0, 1) end
+  end
+  local id = n:after_func(f)
+  return function() return id ~= 0 and n:stop_after(id) end
 end
 
 -- context.is_context(v) -> true if v is a context.
