@@ -30,7 +30,18 @@ local function traceback(e)
 end
 
 -- The body of every task's goroutine.
+-- Releases a task's slot and marks it done, however the task ends: also
+-- when it ends with go.exit() (runtime.Goexit), which skips the code after
+-- the call but runs <close> variables, as Go's errgroup runs its defers.
+local function finisher(g)
+  return setmetatable({}, {__close = function()
+    if g.sem then g.sem:tryrecv() end
+    g.wg:done()
+  end})
+end
+
 local function run(g, fn, ...)
+  local _ <close> = finisher(g)
   local ok, a, b = xpcall(fn, traceback, ...)
   local err
   if not ok then
@@ -48,8 +59,6 @@ local function run(g, fn, ...)
     end
     if first then g.cancel() end
   end
-  if g.sem then g.sem:tryrecv() end
-  g.wg:done()
 end
 
 -- go.errgroup([ctx]) -> g, gctx. gctx derives from ctx (default

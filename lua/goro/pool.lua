@@ -61,7 +61,17 @@ classes.pool = Pool
 
 -- A worker: runs jobs {i, x} until the jobs channel is closed and drained,
 -- sends {i, value, err} for each, then `false` to tell the relay it left.
+-- A job that calls go.exit() (runtime.Goexit) ends this worker's goroutine:
+-- its <close> reports the job as one that returned nothing, and a new
+-- worker takes the place of this one.
 local function worker(jobs, out, fn, ctx)
+  local cur -- the index of the job running, while fn runs
+  local _ <close> = setmetatable({}, {__close = function()
+    if cur then
+      out:send({cur})
+      go(worker, jobs, out, fn, ctx)
+    end
+  end})
   for job in jobs:range() do
     local i = job[1]
     local r
@@ -69,7 +79,9 @@ local function worker(jobs, out, fn, ctx)
     if cerr then
       r = {i, nil, cerr}
     else
+      cur = i
       local ok, v, e = pcall(fn, job[2], i)
+      cur = nil
       if not ok then
         r = {i, nil, v == nil and "goro: pool job raised nil" or v}
       elseif v == nil and e ~= nil then
