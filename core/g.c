@@ -46,6 +46,7 @@ static struct {
 } allg;
 
 static _Atomic uint64_t goidgen; /* last G id handed out */
+static _Thread_local uint64_t tls_spawned; /* id of the last G this thread spawned */
 
 /* Dead Gs cached by an outside thread (not in any free list, still in
 ** allg, so goro_stop frees them); valid for runtime generation
@@ -198,6 +199,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   active_add(1);
   STAT_ADD(spawned, 1);
   if (out) *out = g;
+  tls_spawned = g->id; /* g may run, end and be reused once queued */
   if (p) runqput(p, g, true);
   else globrunq_add(g);
   p_leave(m, entered);
@@ -280,6 +282,7 @@ goro_g *goro_self(void) {
   return m ? m->curg : NULL;
 }
 uint64_t goro_id(goro_g *g) { return g ? g->id : 0; }
+uint64_t goro_spawned_id(void) { return tls_spawned; }
 void *goro_userdata(goro_g *g) { return g->ud; }
 void **goro_cache(goro_g *g) { return &g->cache; }
 void goro_set_cache_free(void (*f)(void *)) { rt.cache_free = f; }

@@ -162,6 +162,9 @@ struct M {
   M *alllink;       /* sched.allm: sched.lock */
   goro_g *curg;     /* G being run */
   uint64_t rand;
+  /* its G blocks the thread in a channel wait without deadline (select.c
+  ** writes, sysmon's check_stuck reads: relaxed, a hint checked for 1 s) */
+  _Atomic bool chanwait;
 };
 
 /* ------------------------------------------------------------ state */
