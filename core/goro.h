@@ -116,6 +116,9 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out);
 /* The id of the last G this thread spawned (*out may be running, ended and
 ** reused by then: its id is not that G's any more). */
 uint64_t goro_spawned_id(void);
+/* If goroutine id is parked in an operation (channel, select, sleep), ends
+** it as its deadline would (GORO_ETIMEDOUT) and readies it; true if so. */
+bool goro_wake_parked(uint64_t id);
 
 /* The G running on this thread, or NULL on an outside thread. */
 goro_g *goro_self(void);

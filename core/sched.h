@@ -90,7 +90,7 @@ struct goro_g {
   void *ud;
   void *cache;      /* binding's slot, survives recycling */
   _Atomic int status; /* G_*: see the transitions in g.c */
-  uint64_t id;
+  _Atomic uint64_t id; /* set at spawn; goro_wake_parked reads others' */
   goro_g *schedlink; /* global run queue or free list link (owner's lock) */
   M *m;             /* M running it (G_RUNNING/G_SYSCALL), else NULL */
   selop op;         /* the blocking operation in flight, if any */

@@ -115,18 +115,17 @@ static void check_stuck(int64_t now) {
       forever = atomic_load_explicit(&m->chanwait, memory_order_relaxed);
     lock_release(&sched.lock);
   }
+  static int64_t foreversince; /* sysmon only: since when every look said forever */
   if (!stuck) {
-    since = 0;
+    since = foreversince = 0;
     return;
   }
-  static bool wasforever; /* sysmon only: every look since `since` said forever */
-  if (since == 0) {
-    since = now;
-    wasforever = true;
-  }
-  wasforever = wasforever && forever;
+  if (since == 0) since = now;
+  if (!forever) foreversince = 0;
+  else if (foreversince == 0) foreversince = now;
   if (now - since < 1000000000) return;
-  if (S.stuckreported == (wasforever ? 2 : 1) || S.stuckreported == 2) return;
+  bool wasforever = foreversince != 0 && now - foreversince >= 1000000000;
+  if (S.stuckreported == 2 || (S.stuckreported == 1 && !wasforever)) return;
   S.stuckreported = wasforever ? 2 : 1;
   if (stuck_hook) stuck_hook(sched.mcount, sched.maxmcount, wasforever);
 }

@@ -7,7 +7,9 @@
 ** sets around every step. A thread found running it gets the preemption
 ** signal; the handler arms gstate.c's hook, which raises the cancellation
 ** error. A goroutine not running now sees the mark when its next step
-** starts (cancel_running). The two sides are a Dekker pair: the step
+** starts (cancel_running); one parked on a channel, a select or a timer
+** is woken for it (goro_wake_parked: its operation ends as a deadline
+** would). The two sides are a Dekker pair: the step
 ** stores curid then reads ncancel; go.cancel stores ncancel then reads
 ** curid (seq_cst both): one of them sees the other, so a step in a busy
 ** loop is never missed.
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 
 #include "cancel.h"
+#include "goro.h"
 
 typedef struct mrec {
   struct mrec *next;       /* cancellock */
@@ -123,6 +126,8 @@ void cancel_request(uint64_t id, int signo) {
     if (atomic_load_explicit(&r->curid, memory_order_seq_cst) == id && signo > 0)
       pthread_kill(r->thread, signo);
   pthread_mutex_unlock(&cancellock);
+  /* parked: its operation ends as a deadline would; its next step raises */
+  goro_wake_parked(id);
 }
 
 void cancel_clear(void) {

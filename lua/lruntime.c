@@ -38,8 +38,8 @@ int lruntime_spawn(lua_State *L) {
 /* go.cancel(id): the hard stop of a goroutine (a runaway job, a busy loop
 ** at the REPL): it raises "goroutine N cancelled" at its next Lua
 ** instruction, again after each pcall that catches it, so it ends; it is
-** not reported as a failure. A goroutine parked on a channel or timer gets
-** it when it next runs. Cooperative cancellation is a context's. */
+** not reported as a failure. A goroutine parked on a channel or timer is
+** woken for it. Cooperative cancellation is a context's. */
 static int l_cancel(lua_State *L) {
   CHECK_MAIN(L, gstate_of(L));
   lua_Integer id = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : 0;

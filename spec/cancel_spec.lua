@@ -67,13 +67,18 @@ function test_cancelled_goroutine_closes_its_close_variables()
   lu.assertEquals(closed:tryrecv(), "closed")
 end
 
-function test_cancel_reaches_a_parked_goroutine_when_it_runs_again()
-  local gate, after = go.chan(), go.chan(1)
-  local id = go(function() gate:recv() after:send("ran on") end)
-  go.sleep(0.01)
-  go.cancel(id)
-  gate:send(1)
-  go.wait()
+function test_cancel_wakes_a_goroutine_parked_on_a_channel_or_timer()
+  local parked, after = go.chan(), go.chan(4)
+  local never, never2 = go.chan(), go.chan() -- nobody else uses them
+  local ids = {
+    go(function() parked:send(1) never:recv() after:send("recv returned") end),
+    go(function() parked:send(1) go.select{{never2, "send", 1}} after:send("select returned") end),
+    go(function() parked:send(1) go.sleep(3600) after:send("sleep returned") end),
+  }
+  for _ = 1, #ids do recv(parked) end
+  go.sleep(0.01) -- let them park (a cancel before that raises at their next step anyway)
+  for _, id in ipairs(ids) do go.cancel(id) end
+  lu.assertTrue(pcall(go.wait)) -- woken, ended, no failure (a hang: the spec's timeout)
   lu.assertNil(after:tryrecv())
 end
 
