@@ -129,8 +129,11 @@ void errq_raise(lua_State *L) {
     free_node(r);
   }
   if (e->isval) {
-    xfer_decode_val(L, &e->v); /* releases it */
-    e->isval = false;
+    xval v = e->v;
+    free(e); /* first: decoding may raise (then that error is main's) */
+    xfer_decode_val(L, &v); /* releases it */
+    lua_error(L);
+    return;
   } else {
     luaL_Buffer B;
     luaL_buffinit(L, &B);
