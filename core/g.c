@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chan.h"
 #include "sched.h"
 
 #if !defined(GFREE_MAX)
@@ -46,6 +47,7 @@ static struct {
 } allg;
 
 static _Atomic uint64_t goidgen; /* last G id handed out */
+static _Thread_local uint64_t tls_spawned; /* id of the last G this thread spawned */
 
 /* Dead Gs cached by an outside thread (not in any free list, still in
 ** allg, so goro_stop frees them); valid for runtime generation
@@ -191,13 +193,17 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   g->schedlink = NULL;
   g->nopark = 0;
   g->op.pending = false;
-  g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+  /* relaxed: goro_wake_parked reads it under allg's lock, racing */
+  atomic_store_explicit(&g->id, atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
   /* relaxed: published to the M that runs it by the run queue's release. */
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
   atomic_fetch_add_explicit(&live.ngs, 1, memory_order_relaxed);
   active_add(1);
   STAT_ADD(spawned, 1);
   if (out) *out = g;
+  tls_spawned = atomic_load_explicit(&g->id, memory_order_relaxed); /* g may run,
+                                          ** end and be reused once queued */
   if (p) runqput(p, g, true);
   else globrunq_add(g);
   p_leave(m, entered);
@@ -279,7 +285,33 @@ goro_g *goro_self(void) {
   M *m = tls_m;
   return m ? m->curg : NULL;
 }
-uint64_t goro_id(goro_g *g) { return g ? g->id : 0; }
+uint64_t goro_id(goro_g *g) {
+  return g ? atomic_load_explicit(&g->id, memory_order_relaxed) : 0; /* its own, or a stale read */
+}
+
+/* Ends goroutine id's parked operation as its deadline would (the binding's
+** go.cancel). allg's lock keeps every G's memory; G_WAITING means parked in
+** a select op (acquire: pairs with the park commit, so the op's setup is
+** seen). A G that woke, ended and was reused by another goroutine that
+** parked between the two loads below would be woken instead: it gets the
+** timeout a deadline gives, which a parked op must handle anyway. */
+bool goro_wake_parked(uint64_t id) {
+  bool woke = false;
+  lock_acquire(&allg.lock);
+  for (size_t i = 0; i < allg.n && !woke; i++) {
+    goro_g *g = allg.a[i];
+    if (atomic_load_explicit(&g->status, memory_order_acquire) != G_WAITING ||
+        atomic_load_explicit(&g->id, memory_order_relaxed) != id || !op_claim(&g->op))
+      continue;
+    g->op.fired = -1;
+    g->op.status = GORO_ETIMEDOUT;
+    goready(g);
+    woke = true;
+  }
+  lock_release(&allg.lock);
+  return woke;
+}
+uint64_t goro_spawned_id(void) { return tls_spawned; }
 void *goro_userdata(goro_g *g) { return g->ud; }
 void **goro_cache(goro_g *g) { return &g->cache; }
 void goro_set_cache_free(void (*f)(void *)) { rt.cache_free = f; }

@@ -103,14 +103,22 @@ int goro_gomaxprocs(int n);
 
 /* Cap on the number of Ms (default 10000). Returns the previous cap. */
 int goro_set_maxthreads(int n);
-/* fn is called once, from sysmon, when runnable Gs have waited a second
-** while a P is idle because the thread cap forbids a new M (every M blocks
-** in a call): the program would hang otherwise. */
-void goro_set_stuck_hook(void (*fn)(int threads, int cap));
+/* fn is called from sysmon when runnable Gs have waited a second while a
+** P is idle because the thread cap forbids a new M (every M blocks in a
+** call): once with forever false (some M is in a system call, which may
+** return: slow, not stuck), and once with forever true if every M waited
+** that second on a channel without deadline (nothing can wake them). */
+void goro_set_stuck_hook(void (*fn)(int threads, int cap, bool forever));
 
 /* Creates a G that will run fn(g, ud) and makes it runnable. From a G context
 ** it goes to this P's runnext slot (it runs soon, on this P). */
 int goro_spawn(goro_step_fn fn, void *ud, goro_g **out);
+/* The id of the last G this thread spawned (*out may be running, ended and
+** reused by then: its id is not that G's any more). */
+uint64_t goro_spawned_id(void);
+/* If goroutine id is parked in an operation (channel, select, sleep), ends
+** it as its deadline would (GORO_ETIMEDOUT) and readies it; true if so. */
+bool goro_wake_parked(uint64_t id);
 
 /* The G running on this thread, or NULL on an outside thread. */
 goro_g *goro_self(void);

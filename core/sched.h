@@ -90,7 +90,7 @@ struct goro_g {
   void *ud;
   void *cache;      /* binding's slot, survives recycling */
   _Atomic int status; /* G_*: see the transitions in g.c */
-  uint64_t id;
+  _Atomic uint64_t id; /* set at spawn; goro_wake_parked reads others' */
   goro_g *schedlink; /* global run queue or free list link (owner's lock) */
   M *m;             /* M running it (G_RUNNING/G_SYSCALL), else NULL */
   selop op;         /* the blocking operation in flight, if any */
@@ -162,6 +162,9 @@ struct M {
   M *alllink;       /* sched.allm: sched.lock */
   goro_g *curg;     /* G being run */
   uint64_t rand;
+  /* its G blocks the thread in a channel wait without deadline (select.c
+  ** writes, sysmon's check_stuck reads: relaxed, a hint checked for 1 s) */
+  _Atomic bool chanwait;
 };
 
 /* ------------------------------------------------------------ state */

@@ -218,11 +218,15 @@ int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
   /* a thread waits: an outside thread, or a G that must not park. Such a G
   ** waits like a parked one for deadlock detection: it leaves the live
   ** count, and whoever claims its operation puts it back. */
+  M *m = g && op->counted ? tls_m : NULL; /* blocked forever unless a peer comes */
   if (g) {
     goro_enter_blocking();
     if (op->counted) active_add(-1);
   }
+  /* relaxed: a hint for sysmon's check_stuck, which waits a second on it */
+  if (m) atomic_store_explicit(&m->chanwait, true, memory_order_relaxed);
   ext_wait(op, deadline, g == NULL);
+  if (m) atomic_store_explicit(&m->chanwait, false, memory_order_relaxed);
   if (g) goro_exit_blocking();
   rc = selfinish(op, index, recvok);
   if (sgs != stackbuf) free(sgs);

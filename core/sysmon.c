@@ -34,7 +34,7 @@ static struct {
   uint32_t lasttick[GORO_MAXPROCS]; /* sysmon only */
   int64_t since[GORO_MAXPROCS];     /* sysmon only: when lasttick was seen */
   bool asked[GORO_MAXPROCS];        /* sysmon only: preemption asked at lasttick */
-  bool stuckreported;               /* sysmon only: the stuck hook was called */
+  int stuckreported; /* sysmon only: the stuck hook said 1 slow, 2 forever */
 } S;
 
 void goro_set_preempt_signal(int signo) {
@@ -89,34 +89,45 @@ static void rescue_runnext(P *p) {
   wakep();
 }
 
-static void (*stuck_hook)(int threads, int cap);
-void goro_set_stuck_hook(void (*fn)(int threads, int cap)) { stuck_hook = fn; }
+static void (*stuck_hook)(int threads, int cap, bool forever);
+void goro_set_stuck_hook(void (*fn)(int threads, int cap, bool forever)) { stuck_hook = fn; }
 
 /* sysmon, each tick: a thread could not be started (the cap), runnable Gs
 ** wait while a P is idle and no M is idle: nobody can run them until a
-** blocking call returns. If that lasts a second, tell the binding (once):
-** the program would otherwise hang silently. */
+** blocking call returns. If that lasts a second, tell the binding (once).
+** Whether it ever ends is known only when every M waits on a channel
+** without a deadline (the G that would wake it is among those with no
+** thread): forever. An M in a system call or a go.blocking call may come
+** back at any time (a slow call is not a hang), so then it is a warning. */
 static void check_stuck(int64_t now) {
   static int64_t since; /* sysmon only */
   bool stuck = atomic_load_explicit(&sched.mfail, memory_order_relaxed) &&
                atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0;
+  bool forever = true;
   if (stuck) {
     bool work = atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0;
     int procs = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
     for (int i = 0; i < procs && !work; i++) work = runqlen(rt.allp[i]) > 0;
     lock_acquire(&sched.lock);
     stuck = work && sched.nmidle == 0 && sched.mcount >= sched.maxmcount;
+    /* relaxed: a hint; it must hold for the whole second below */
+    for (M *m = sched.allm; m && stuck && forever; m = m->alllink)
+      forever = atomic_load_explicit(&m->chanwait, memory_order_relaxed);
     lock_release(&sched.lock);
   }
+  static int64_t foreversince; /* sysmon only: since when every look said forever */
   if (!stuck) {
-    since = 0;
+    since = foreversince = 0;
     return;
   }
   if (since == 0) since = now;
+  if (!forever) foreversince = 0;
+  else if (foreversince == 0) foreversince = now;
   if (now - since < 1000000000) return;
-  if (S.stuckreported) return;
-  S.stuckreported = true;
-  if (stuck_hook) stuck_hook(sched.mcount, sched.maxmcount);
+  bool wasforever = foreversince != 0 && now - foreversince >= 1000000000;
+  if (S.stuckreported == 2 || (S.stuckreported == 1 && !wasforever)) return;
+  S.stuckreported = wasforever ? 2 : 1;
+  if (stuck_hook) stuck_hook(sched.mcount, sched.maxmcount, wasforever);
 }
 
 static void *sysmon_main(void *arg) {
@@ -186,7 +197,7 @@ void sysmon_start(void) {
     S.since[i] = 0;
     S.asked[i] = false;
   }
-  S.stuckreported = false;
+  S.stuckreported = 0;
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
 }
 

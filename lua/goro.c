@@ -61,13 +61,17 @@ static void *trace_main(void *arg) {
 
 /* ------------------------------------------------------------ module */
 
-/* The thread cap stops goroutines from running: an error for main. */
-static void on_stuck(int threads, int cap) {
-  char msg[256];
+/* The thread cap stops goroutines from running. Slow calls (a thread in a
+** system call comes back) only wait: startm has warned once. Every thread
+** waiting on a channel that only a goroutine without a thread could wake
+** never ends: an error for main. */
+static void on_stuck(int threads, int cap, bool forever) {
+  if (!forever) return;
+  char msg[320];
   int n = snprintf(msg, sizeof msg,
                    "cannot start another OS thread (%d running, cap %d) while goroutines wait "
-                   "to run and every thread is blocked in a call: raise the cap with "
-                   "GORO_MAXTHREADS or go.maxthreads(n)", threads, cap);
+                   "to run and every thread waits on a channel that only they could wake: "
+                   "raise the cap with GORO_MAXTHREADS or go.maxthreads(n)", threads, cap);
   errq_post(msg, (size_t)n);
 }
 

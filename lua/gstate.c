@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "errors.h"
 #include "gstate.h"
 #include "park.h"
@@ -91,6 +92,13 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   if (tls_armed == L) disarm();
   gstate *s = gstate_of(L);
+  if (s && cancel_pending(goro_id(s->g))) {
+    /* go.cancel: a hard stop. Armed again first, so that a pcall that
+    ** catches the error meets it again at its next instruction */
+    s->cancelled = 1;
+    arm(L, 1);
+    luaL_error(L, "goro: goroutine %I cancelled (go.cancel)", (LUAI_UACINT)goro_id(s->g));
+  }
   int take = s ? goro_preempt_take(goro_self()) : 0;
   if (!take) return;
   if (gstate_canpark(L, s)) {
@@ -599,31 +607,14 @@ static void scrub(gstate *s) {
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
   s->g = NULL;
-  s->preempted = s->chain_ok = 0;
+  s->preempted = s->chain_ok = s->cancelled = 0;
   park_end(s->park);
 }
 
-static void report(gstate *s, goro_g *g, int st) {
-  lua_State *L = s->L, *co = s->co;
-  const char *msg = lua_tostring(co, -1);
-  char buf[96];
-  if (!msg) {
-    snprintf(buf, sizeof buf, "(error object is a %s value)", luaL_typename(co, -1));
-    msg = buf;
-  }
-  char head[64];
-  snprintf(head, sizeof head, "goroutine %llu: ", (unsigned long long)goro_id(g));
-  lua_pushstring(L, head);
-  if (st == LUA_ERRMEM) {
-    lua_pushstring(L, msg);
-  } else {
-    luaL_traceback(L, co, msg, 0);
-  }
-  lua_concat(L, 2);
-  size_t len;
-  const char *full = lua_tolstring(L, -1, &len);
-  errq_post(full, len);
-  lua_pop(L, 1);
+/* g's goroutine ended in error st: the error goes to main (errors.c),
+** unless go.cancel asked for the end. Returns whether s can be reused. */
+static bool report(gstate *s, goro_g *g, int st, bool cancelled) {
+  return errq_report(s->co, goro_id(g), st, cancelled);
 }
 
 /* A pooled state that opened `package` under older paths takes the new. */
@@ -691,6 +682,7 @@ static goro_step gstep(goro_g *g, void *ud) {
       s = pool_get();
       if (!s) {
         static const char oom[] = "goroutine: out of memory creating its Lua state";
+        cancel_take(goro_id(g));
         errq_post(oom, sizeof oom - 1);
         xbuf_free(ud, true);
         return GORO_STEP_DONE;
@@ -706,7 +698,9 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   int nres;
   tls_running = s->co;
+  if (cancel_running(goro_id(g))) arm(s->co, 1); /* go.cancel: raise at once */
   int st = lua_resume(s->co, NULL, s->nargs, &nres);
+  cancel_running(0);
   tls_running = NULL;
   disarm();
   s->nargs = 0;
@@ -724,10 +718,11 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
   bool reusable = lua_status(s->co) == LUA_OK; /* (after go.exit too) */
-  if (st != LUA_OK) {
-    report(s, g, st);
-    reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */
-  }
+  bool cancelled = cancel_take(goro_id(g)) || s->cancelled;
+  if (st != LUA_OK) reusable = report(s, g, st, cancelled); /* else closed below */
+  /* an error raised by a hook that no pcall caught leaves the state's
+  ** hooks off for good (Lua restores allowhook only in a pcall): closed */
+  if (s->cancelled) reusable = false;
   if (s->bootmsg) { /* decoding the spawn message failed */
     xbuf_free(s->bootmsg, true);
     s->bootmsg = NULL;
@@ -784,7 +779,7 @@ static void refresh_paths(lua_State *L) {
   lua_pop(L, 4);
 }
 
-void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
+uint64_t gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
   if (!goro_self()) refresh_paths(L);
   xbuf *b = xfer_encode_n(L, idx, n, "");
@@ -794,6 +789,10 @@ void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
     xbuf_free(b, true);
     luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
   }
+  return goro_spawned_id();
 }
 
 int gstate_spawn_msg(xbuf *b) { return goro_spawn(gstep, b, NULL); }
+
+void gstate_cancel(uint64_t id) { cancel_request(id, installed ? PREEMPT_SIGNAL : 0); }
+

@@ -23,6 +23,7 @@ typedef struct gstate {
   int nargs;          /* values to pass to the next resume */
   int chain_ok;       /* the chain of user coroutines can pass a yield up */
   int preempted;      /* the yield is a preemption (1) or go.exit() (GSTATE_EXIT) */
+  int cancelled;      /* go.cancel's error was raised in it */
   struct parked *park; /* the parked operation's state (park.h; park.c owns
                       ** its fields, gstate.c makes and frees it) */
   xprotos protos;     /* the fnprotos its goroutines' entry functions came
@@ -45,8 +46,11 @@ gstate *gstate_of(lua_State *L);
 ** state). */
 bool gstate_canpark(lua_State *L, gstate *s);
 /* Spawns a goroutine running the function at idx with the n-1 values after
-** it. Raises Lua errors. */
-void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit);
+** it; returns its id. Raises Lua errors. */
+uint64_t gstate_spawn(lua_State *L, int idx, int n, size_t memlimit);
+/* go.cancel: goroutine id raises "goroutine N cancelled" at its next
+** instruction of Lua code (see cancel.c). */
+void gstate_cancel(uint64_t id);
 /* Spawns a goroutine from a message made earlier by xfer_encode_n (its
 ** function first, "" as its name): from any thread, with no Lua state
 ** (context.after_func). Returns goro_spawn's status; on failure b is still

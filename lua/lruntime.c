@@ -1,11 +1,12 @@
 /*
 ** lruntime.c — the runtime for Lua: go(fn, ...) / go.spawn, go.yield,
 ** go.gomaxprocs, go.numgoroutine, go.id, go.wait, go.stats, go.blocking,
-** go.maxthreads, go.exit. Thin calls into the core (goro.h) and gstate_spawn.
+** go.maxthreads, go.exit, go.cancel. Thin calls into the core (goro.h) and gstate_spawn.
 */
 #include <sched.h>
 
 #include "api.h"
+#include "cancel.h"
 
 /* go(fn, ...) or go.spawn({limit = bytes}, fn, ...) */
 int lruntime_spawn(lua_State *L) {
@@ -30,7 +31,22 @@ int lruntime_spawn(lua_State *L) {
   int n = lua_gettop(L);
   if (n < 1 || lua_type(L, 1) != LUA_TFUNCTION)
     return luaL_error(L, "goro: go(fn, ...) needs a function, got %s", luaL_typename(L, 1));
-  gstate_spawn(L, 1, n, limit);
+  lua_pushinteger(L, (lua_Integer)gstate_spawn(L, 1, n, limit));
+  return 1; /* its id: go.cancel takes it */
+}
+
+/* go.cancel(id): the hard stop of a goroutine (a runaway job, a busy loop
+** at the REPL): it raises "goroutine N cancelled" at its next Lua
+** instruction, again after each pcall that catches it, so it ends; it is
+** not reported as a failure. A goroutine parked on a channel or timer is
+** woken for it. Cooperative cancellation is a context's. */
+static int l_cancel(lua_State *L) {
+  CHECK_MAIN(L, gstate_of(L));
+  lua_Integer id = lua_isinteger(L, 1) ? lua_tointeger(L, 1) : 0;
+  if (id <= 0)
+    return luaL_error(L, "goro: go.cancel(id) needs a goroutine id (what go() returned, "
+                         "or go.id() inside it), got %s", luaL_typename(L, 1));
+  gstate_cancel((uint64_t)id);
   return 0;
 }
 
@@ -107,6 +123,7 @@ static int l_wait(lua_State *L) {
   errq_raise(L);
   int rc;
   while ((rc = goro_wait_all(GORO_FOREVER)) == GORO_EINTR) errq_interrupted(L);
+  if (rc == GORO_OK) cancel_clear(); /* no goroutine left to cancel */
   if (rc == GORO_EDEADLOCK) {
     lua_pushfstring(L, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
                        "goroutines are blocked forever)", (int)goro_numgoroutine());
@@ -168,6 +185,6 @@ void lruntime_open(lua_State *L) {
     {"go", lruntime_spawn}, {"spawn", lruntime_spawn}, {"yield", l_yield},
     {"gomaxprocs", l_gomaxprocs}, {"numgoroutine", l_numgoroutine}, {"id", l_id},
     {"stats", l_stats}, {"wait", l_wait}, {"blocking", l_blocking},
-    {"maxthreads", l_maxthreads}, {"exit", l_exit}, {NULL, NULL}};
+    {"maxthreads", l_maxthreads}, {"exit", l_exit}, {"cancel", l_cancel}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
 }

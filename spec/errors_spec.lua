@@ -72,18 +72,18 @@ function test_non_string_error_objects_are_reported()
   go(function() error({code = 7}) end)
   local ok, err = pcall(go.wait)
   lu.assertFalse(ok)
-  lu.assertStrContains(tostring(err), "goroutine")
-  lu.assertStrContains(tostring(err), "table")
+  lu.assertEquals(err, {code = 7}) -- the value itself, copied
   go(function() error() end)
   ok, err = pcall(go.wait)
   lu.assertFalse(ok)
-  lu.assertStrContains(tostring(err), "goroutine")
+  lu.assertNil(err)
 end
 
 function test_every_goroutine_error_is_reported_once()
   local seen, failures = {}, 0
   local function note(err)
-    failures = failures + 1
+    -- one raise counts the other errors pending with it (printed on stderr)
+    failures = failures + S.failed_in(err)
     local n = tostring(err):match("err%-number%-(%d)")
     lu.assertNotNil(n, err)
     lu.assertNil(seen[n], "error " .. n .. " raised twice")
@@ -100,7 +100,6 @@ function test_every_goroutine_error_is_reported_once()
     note(err)
   end
   lu.assertEquals(failures, 3)
-  lu.assertEquals(seen, {["1"] = true, ["2"] = true, ["3"] = true})
 end
 
 function test_errors_caught_inside_the_goroutine_are_not_reported()
@@ -176,10 +175,14 @@ function test_runtime_stays_usable_after_goroutine_errors()
   local failures, spawned, i = 0, 0, 0
   while spawned < 20 do
     i = i + 1
-    local ok = pcall(go, function() error("burst " .. i) end)
-    if ok then spawned = spawned + 1 else failures = failures + 1 end
+    local ok, err = pcall(go, function() error("burst " .. i) end)
+    if ok then spawned = spawned + 1 else failures = failures + S.failed_in(err) end
   end
-  while not pcall(go.wait) do failures = failures + 1 end
+  while true do
+    local ok, err = pcall(go.wait)
+    if ok then break end
+    failures = failures + S.failed_in(err)
+  end
   lu.assertEquals(failures, 20)
   local c = go.chan()
   local n = 200
@@ -265,8 +268,8 @@ function test_script_that_handles_the_goroutine_error_exits_zero()
   ]])
   lu.assertEquals(rc, 0, err)
   lu.assertEquals(out, "false\thandled-boom\n")
-  lu.assertStrContains(err, "handled-boom") -- printed when it happened
-  lu.assertStrContains(err, "stack traceback")
+  -- main handled it: printed nowhere (printed once, where it ends unhandled)
+  lu.assertNotStrContains(err, "handled-boom")
 end
 
 os.exit(lu.LuaUnit.run())

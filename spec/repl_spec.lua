@@ -155,4 +155,23 @@ function test_repl_exits_cleanly_with_goroutines_still_blocked()
   find_after(out, "leaving with\t20")
 end
 
+-- issue #14: a goroutine stuck in a busy loop at the REPL is stopped with
+-- go.cancel (the id go() returned), and the REPL goes on.
+function test_repl_cancels_a_runaway_goroutine()
+  if os.getenv("GORO_TSAN") == "1" then lu.skip("busy loops see no signal under TSan") end
+  local rc, out = repl({
+    'go = require "goro"',
+    'started = go.chan(1)',
+    'id = go(function() started:send(true) while true do end end)',
+    'started:recv(); print("running", go.numgoroutine())',
+    'go.cancel(id); go.wait(); print("stopped", go.numgoroutine())',
+    'print("still here")',
+  })
+  lu.assertEquals(rc, 0, out)
+  local i = find_after(out, "running\t1")
+  i = find_after(out, "stopped\t0", i)
+  find_after(out, "still here", i)
+  lu.assertNotStrContains(out, "cancelled") -- no failure reported
+end
+
 os.exit(lu.LuaUnit.run())

@@ -122,6 +122,12 @@ function S.clean(err)
   end
 end
 
+-- How many goroutine failures the raised error err stands for: itself and
+-- the "(and N more goroutines failed)" raised with it.
+function S.failed_in(err)
+  return 1 + (tonumber(tostring(err):match("%(and (%d+) more goroutines? failed%)")) or 0)
+end
+
 -- s quoted for sh.
 function S.shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
