@@ -154,6 +154,10 @@ int64_t goro_numgoroutine(void);
 ** scheduler gets its preempt flag set and, with signo > 0, signo is sent to
 ** its M's thread (the binding's handler makes the G yield). 0: flag only. */
 void goro_set_preempt_signal(int signo);
+/* Asks sysmon to preempt every G that runs long, for the next 30 ms, even
+** when nobody waits for its P (a host closed: its goroutines must come back
+** to the scheduler to end). */
+void goro_preempt_all(void);
 /* Takes (and clears) g's pending preemption request: 0 none, 1 yield,
 ** 2 yield, and keep asking until it does: sysmon retook the P of g's M
 ** (the step is stuck outside the core; see sched.h, struct M), so g runs

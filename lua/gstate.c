@@ -166,6 +166,37 @@ bool gstate_canpark(lua_State *L, gstate *s) {
   return s && lua_isyieldable(L) && (L == s->co || s->chain_ok);
 }
 
+/* ------------------------------------------------------------ hosts */
+
+ghost *ghost_new(void) {
+  ghost *h = calloc(1, sizeof *h);
+  if (h) atomic_init(&h->refs, 1);
+  return h;
+}
+
+static void ghost_ref(ghost *h) {
+  /* relaxed: the caller holds a reference already */
+  if (h) atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+}
+
+void ghost_unref(ghost *h) {
+  /* acq_rel: the last holder frees, after every other holder's last use */
+  if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) free(h);
+}
+
+/* Frees a spawn message that no goroutine took, with its host reference. */
+static void spawnmsg_free(xbuf *msg) {
+  ghost_unref(msg->owner);
+  msg->owner = NULL;
+  xbuf_free(msg, true);
+}
+
+/* Whether the host of s closed: its goroutine must end now. */
+static bool orphaned(gstate *s) {
+  /* acquire: pairs with goro.c's release store when the host closes */
+  return s->owner && atomic_load_explicit(&s->owner->closed, memory_order_acquire);
+}
+
 /* A goroutine's globals: a fresh table over the state's standard globals,
 ** made on first use (a goroutine that names no global never pays for it)
 ** and dropped by scrub(). */
@@ -596,6 +627,8 @@ static void scrub(gstate *s) {
   s->g = NULL;
   s->preempted = s->chain_ok = 0;
   park_end(s->park);
+  ghost_unref(s->owner);
+  s->owner = NULL;
 }
 
 static void report(gstate *s, goro_g *g, int st) {
@@ -679,25 +712,49 @@ static void pool_put(gstate *s) {
   else gstate_free(s);
 }
 
+/* Ends the goroutine of s, which yielded or parked: its host closed. */
+static goro_step orphan_end(gstate *s, goro_g *g) {
+  bool reusable = luacompat_reset(s->co, NULL);
+  if (s->bootmsg) {
+    xbuf_free(s->bootmsg, true);
+    s->bootmsg = NULL;
+  }
+  scrub(s);
+  *(gstate **)goro_cache(g) = NULL;
+  if (reusable) pool_put(s);
+  else gstate_free(s);
+  return GORO_STEP_DONE;
+}
+
 static goro_step gstep(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
   if (!s || s->g != g) { /* first step of this goroutine */
+    xbuf *msg = ud;
+    /* acquire: as in orphaned() */
+    if (msg->owner && atomic_load_explicit(&((ghost *)msg->owner)->closed, memory_order_acquire)) {
+      spawnmsg_free(msg);
+      return GORO_STEP_DONE;
+    }
     if (!s) {
       s = pool_get();
       if (!s) {
         static const char oom[] = "goroutine: out of memory creating its Lua state";
         errq_post(oom, sizeof oom - 1);
-        xbuf_free(ud, true);
+        spawnmsg_free(ud);
         return GORO_STEP_DONE;
       }
       *(gstate **)goro_cache(g) = s;
     }
     s->g = g;
+    s->owner = msg->owner; /* the message's reference, now the goroutine's */
+    msg->owner = NULL;
     apply_paths(s);
     s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
     s->nargs = 1;
+  } else if (orphaned(s)) {
+    return orphan_end(s, g);
   }
   int nres;
   tls_running = s->co;
@@ -734,10 +791,12 @@ static goro_step gstep(goro_g *g, void *ud) {
 void gstate_reap(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
   if (!s || s->g != g) {
-    xbuf_free(ud, true); /* never started */
+    spawnmsg_free(ud); /* never started */
   } else {
     park_reap(s->park, g);
     s->g = NULL;
+    ghost_unref(s->owner);
+    s->owner = NULL;
   }
 }
 
@@ -779,11 +838,23 @@ static void refresh_paths(lua_State *L) {
 void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
   if (!goro_self()) refresh_paths(L);
+  ghost *owner;
+  gstate *self = gstate_of(L);
+  if (self) {
+    owner = self->owner;
+  } else {
+    ghost **hp = lua_rawgetp(L, LUA_REGISTRYINDEX, RK_RUNTIME) == LUA_TUSERDATA
+                     ? lua_touserdata(L, -1) : NULL;
+    owner = hp ? *hp : NULL;
+    lua_pop(L, 1);
+  }
   xbuf *b = xfer_encode_n(L, idx, n, "");
   b->memlimit = memlimit;
+  ghost_ref(owner);
+  b->owner = owner;
   int rc = goro_spawn(gstep, b, NULL);
   if (rc != GORO_OK) {
-    xbuf_free(b, true);
+    spawnmsg_free(b);
     luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
   }
 }

@@ -9,6 +9,24 @@
 
 #include "goro_lua.h"
 
+/* ---------------------------------------------------------- hosts
+** A host is a state that required goro outside any goroutine (the main
+** state of lua5.4, or any state a C program opens). Every goroutine belongs
+** to the host it was spawned from, directly or through other goroutines
+** (a goroutine's spawns inherit its host). When the host closes, its
+** goroutines end: a running one at its next preemption (goro.c asks sysmon
+** to preempt every running goroutine), a parked one when it wakes, one
+** not started yet at its first step; none runs Lua code of it again.
+** Refcounted: the host state holds one reference, each spawn message and
+** each goroutine one. */
+typedef struct ghost {
+  _Atomic int closed; /* set once, when the host state closes */
+  _Atomic int refs;
+} ghost;
+
+ghost *ghost_new(void);
+void ghost_unref(ghost *h);
+
 /* ---------------------------------------------------------- states */
 
 /* A goroutine's lua_State and what goes with it. Owned by the G it runs
@@ -30,6 +48,7 @@ typedef struct gstate {
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
+  ghost *owner;       /* the host of the goroutine it runs, one reference */
 } gstate;
 
 /* The gstate of L, or NULL in the main state (not a goroutine). */
