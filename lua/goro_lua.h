@@ -49,5 +49,6 @@ extern const char registry_keys[16]; /* goro.c; never written */
 #define RK_PROTOS (&registry_keys[9])   /* fnproto id -> closure (receiver) */
 #define RK_PATHS (&registry_keys[10])   /* main: {package.path, cpath} last seen */
 #define RK_GSTATE (&registry_keys[11])  /* true in goroutine states */
+#define RK_MODOK (&registry_keys[14])   /* module name -> true: require finds it by name */
 
 #endif

@@ -261,7 +261,8 @@ static bool user_global_cfn(lua_State *L, const char *mod, const char *field) {
 static void enc_cfunction(enc *e, int idx) {
   lua_State *L = e->L;
   const char *mod, *field;
-  if (xfer_cfname(L, idx, &mod, &field) && !user_global_cfn(L, mod, field)) {
+  if (xfer_cfname(L, idx, &mod, &field) && !user_global_cfn(L, mod, field) &&
+      xfer_module_rebuildable(L, mod)) {
     bbyte(L, e->b, T_CNAMED);
     bstr(L, e->b, mod, strlen(mod));
     bstr(L, e->b, field, strlen(field));
@@ -453,6 +454,13 @@ static void encode(enc *e, int idx) {
   }
   case LUA_TTABLE: {
     const char *mod = xfer_modname(L, idx);
+    if (mod && !xfer_module_rebuildable(L, mod)) {
+      lua_pushfstring(L, "it is module '%s', which a goroutine's require cannot find by "
+                         "that name (no file on package.path or cpath: it was set in "
+                         "package.loaded by hand, or comes from package.preload): send a "
+                         "plain copy of the fields it needs, or make it a module file", mod);
+      enc_error(e, idx, lua_tostring(L, -1));
+    }
     if (mod) {
       bbyte(L, b, T_MODULE);
       bstr(L, b, mod, strlen(mod));
