@@ -15,7 +15,7 @@
 ** Layers, each file calling only those below it:
 **   goro.c (module)
 **   lchan.c lselect.c ltime.c lwg.c lruntime.c (the API)   ffi.c (go.ffi)
-**   gstate.c (goroutine states)
+**   gstate.c (goroutine states; host.c their hosts, gsyscall.c their io/os)
 **   park.c (park or block)
 **   xfer_*.c (transfer)
 **   object.c (goro objects)   errors.c (error queue, print)   core/

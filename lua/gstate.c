@@ -166,24 +166,6 @@ bool gstate_canpark(lua_State *L, gstate *s) {
   return s && lua_isyieldable(L) && (L == s->co || s->chain_ok);
 }
 
-/* ------------------------------------------------------------ hosts */
-
-ghost *ghost_new(void) {
-  ghost *h = calloc(1, sizeof *h);
-  if (h) atomic_init(&h->refs, 1);
-  return h;
-}
-
-static void ghost_ref(ghost *h) {
-  /* relaxed: the caller holds a reference already */
-  if (h) atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-}
-
-void ghost_unref(ghost *h) {
-  /* acq_rel: the last holder frees, after every other holder's last use */
-  if (h && atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1) free(h);
-}
-
 /* Frees a spawn message that no goroutine took, with its host reference. */
 static void spawnmsg_free(xbuf *msg) {
   ghost_unref(msg->owner);
@@ -375,64 +357,12 @@ static int open_package(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------- blocking library functions
-** In goroutine states the library functions that may block the thread
-** (os.execute, reads and writes of files and pipes) run as a syscall: the
-** P stays marked, and sysmon hands it to another M if the call lasts over
-** ~1 ms (Go's entersyscall / retake), so a goroutine in `os.execute("sleep
-** 1")` does not stall the others on its P. */
-
-static int syscall_k(lua_State *L) {
-  int n = lua_gettop(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  int old = goro_nopark(1);
-  goro_enter_syscall();
-  int st = lua_pcall(L, n, LUA_MULTRET, 0);
-  goro_exit_blocking();
-  goro_nopark(old);
-  if (st != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
-}
-
-/* Wraps the listed C functions of the table at idx. */
-static void wrap_blocking(lua_State *L, int idx, const char *const *names) {
-  idx = lua_absindex(L, idx);
-  for (; *names; names++) {
-    if (lua_getfield(L, idx, *names) == LUA_TFUNCTION && lua_iscfunction(L, -1)) {
-      lua_pushcclosure(L, syscall_k, 1);
-      lua_setfield(L, idx, *names);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-}
-
-static int open_os(lua_State *L) {
-  static const char *const blocking[] = {"execute", "remove", "rename", "tmpname", NULL};
-  luaopen_os(L);
-  wrap_blocking(L, -1, blocking);
-  return 1;
-}
-
-static int open_io(lua_State *L) {
-  static const char *const lib[] = {"read", "write", "popen", "close", "open", NULL};
-  static const char *const methods[] = {"read", "write", "close", "flush", "seek", NULL};
-  luaopen_io(L);
-  wrap_blocking(L, -1, lib);
-  if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE &&
-      lua_getfield(L, -1, "__index") == LUA_TTABLE)
-    wrap_blocking(L, -1, methods);
-  lua_settop(L, lua_gettop(L) - 2);
-  return 1;
-}
-
 /* ---------------------------------------------------- lazy libraries */
 
 static const struct lazylib lazylibs[] = {
   {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
   {LUA_MATHLIBNAME, luaopen_math}, {LUA_COLIBNAME, open_coroutine},
-  {LUA_IOLIBNAME, open_io}, {LUA_OSLIBNAME, open_os},
+  {LUA_IOLIBNAME, gsyscall_open_io}, {LUA_OSLIBNAME, gsyscall_open_os},
   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_DBLIBNAME, luaopen_debug},
   {LUA_LOADLIBNAME, open_package}, {NULL, NULL}};
 
@@ -712,10 +642,10 @@ static void pool_put(gstate *s) {
   else gstate_free(s);
 }
 
-/* Ends the goroutine of s, which yielded or parked: its host closed. */
-static goro_step orphan_end(gstate *s, goro_g *g) {
-  bool reusable = luacompat_reset(s->co, NULL);
-  if (s->bootmsg) {
+/* The goroutine of s is over: its state goes back to the pool (or is
+** closed, if it cannot run again). */
+static goro_step finish(gstate *s, goro_g *g, bool reusable) {
+  if (s->bootmsg) { /* decoding the spawn message failed */
     xbuf_free(s->bootmsg, true);
     s->bootmsg = NULL;
   }
@@ -753,8 +683,8 @@ static goro_step gstep(goro_g *g, void *ud) {
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
     s->nargs = 1;
-  } else if (orphaned(s)) {
-    return orphan_end(s, g);
+  } else if (orphaned(s)) { /* it yielded or parked, and its host closed */
+    return finish(s, g, luacompat_reset(s->co, NULL));
   }
   int nres;
   tls_running = s->co;
@@ -775,17 +705,9 @@ static goro_step gstep(goro_g *g, void *ud) {
   bool reusable = true;
   if (st != LUA_OK) {
     report(s, g, st);
-    reusable = luacompat_reset(s->co, NULL); /* else closed below, never reused */
+    reusable = luacompat_reset(s->co, NULL); /* else closed, never reused */
   }
-  if (s->bootmsg) { /* decoding the spawn message failed */
-    xbuf_free(s->bootmsg, true);
-    s->bootmsg = NULL;
-  }
-  scrub(s);
-  *(gstate **)goro_cache(g) = NULL;
-  if (reusable) pool_put(s);
-  else gstate_free(s);
-  return GORO_STEP_DONE;
+  return finish(s, g, reusable);
 }
 
 void gstate_reap(goro_g *g, void *ud) {

@@ -24,7 +24,9 @@ typedef struct ghost {
   _Atomic int refs;
 } ghost;
 
+/* host.c */
 ghost *ghost_new(void);
+void ghost_ref(ghost *h);
 void ghost_unref(ghost *h);
 
 /* ---------------------------------------------------------- states */
@@ -73,6 +75,10 @@ void gstate_cache_free(void *p);
 ** runtime's start and after it stopped. */
 void gstate_init_preemption(void);
 void gstate_fini_preemption(void);
+/* io and os for goroutine states, their blocking calls run as syscalls
+** (gsyscall.c). */
+int gsyscall_open_io(lua_State *L);
+int gsyscall_open_os(lua_State *L);
 /* The reap callback of goro_start: g's goroutine will never run again. */
 void gstate_reap(goro_g *g, void *ud);
 /* What transfer needs of goroutine states (see xfer.h): pass it to

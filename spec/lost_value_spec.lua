@@ -11,11 +11,25 @@ local S = require "support"
 local recv = S.recv
 io.stdout:setvbuf("line")
 
-local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir -p " .. S.shq(name)))
-  return name
+-- Writes module file <name>.lua (source src) in a new folder put first on
+-- package.path, requires it, and returns the module and a function that
+-- removes the file and restores package.path.
+local function module_file(name, src)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. S.shq(dir)))
+  local file = dir .. "/" .. name .. ".lua"
+  local f = assert(io.open(file, "w"))
+  f:write(src)
+  f:close()
+  local saved = package.path
+  package.path = dir .. "/?.lua;" .. package.path
+  local m = require(name)
+  return m, function()
+    package.path, package.loaded[name] = saved, nil
+    os.remove(file)
+    os.remove(dir)
+  end
 end
 
 function test_a_module_set_by_hand_is_refused_at_send()
@@ -46,20 +60,12 @@ function test_a_preloaded_module_is_refused_too()
 end
 
 function test_a_module_file_still_travels_by_name()
-  local dir = tmpdir()
-  local f = assert(io.open(dir .. "/lv_mod.lua", "w"))
-  f:write("return {tag = 'loaded in ' .. (require 'goro').id()}\n")
-  f:close()
-  local saved = package.path
-  package.path = dir .. "/?.lua;" .. package.path
-  local m = require "lv_mod"
+  local m, cleanup = module_file("lv_mod", "return {tag = 'loaded in ' .. (require 'goro').id()}\n")
   local c, out = go.chan(1), go.chan(1)
   go(function() local v = c:recv(); out:send(v.m.tag) end)
   c:send({m = m})
   local tag = recv(out)
-  package.path, package.loaded.lv_mod = saved, nil
-  os.remove(dir .. "/lv_mod.lua")
-  os.remove(dir)
+  cleanup()
   lu.assertNotEquals(tag, m.tag, "the receiver should require its own copy")
 end
 
@@ -83,17 +89,10 @@ function test_a_value_over_the_receivers_memory_limit_is_reported_lost()
 end
 
 function test_a_module_the_receiver_cannot_load_any_more_is_reported_lost()
-  local dir = tmpdir()
-  local f = assert(io.open(dir .. "/lv_gone.lua", "w"))
-  f:write("return {x = 1}\n")
-  f:close()
-  local saved = package.path
-  package.path = dir .. "/?.lua;" .. package.path
-  local m = require "lv_gone"
+  local m, cleanup = module_file("lv_gone", "return {x = 1}\n")
   local c, out = go.chan(2), go.chan(2)
   c:send({m = m}) -- checked here: the file is there
-  os.remove(dir .. "/lv_gone.lua")
-  os.remove(dir)
+  cleanup() -- and now it is gone
   c:send("next")
   go(function()
     local ok, err = pcall(c.recv, c)
@@ -101,7 +100,6 @@ function test_a_module_the_receiver_cannot_load_any_more_is_reported_lost()
     out:send((c:recv()))
   end)
   local err = recv(out)
-  package.path, package.loaded.lv_gone = saved, nil
   lu.assertStrContains(err, "goro: ")
   lu.assertStrContains(err, "module 'lv_gone'")
   lu.assertStrContains(err, "is lost")
