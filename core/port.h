@@ -57,6 +57,7 @@ static inline void port_signal_thread(pthread_t t, int signo) { (void)t; (void)s
 
 /* The calling thread's kernel id (Linux), 0 where unknown. */
 #if defined(__linux__)
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 static inline int port_thread_id(void) { return (int)syscall(SYS_gettid); }
@@ -90,10 +91,11 @@ static inline bool port_thread_in_unrestarted_call(int tid) {
     SYS_semtimedop, SYS_msgrcv, SYS_msgsnd};
   char path[64], buf[32];
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-  FILE *f = fopen(path, "re");
-  if (!f) return false;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
   buf[n] = 0;
   if (buf[0] < '0' || buf[0] > '9') return false; /* "running", or -1 (none) */
   long call = strtol(buf, NULL, 10);

@@ -116,12 +116,12 @@ static int runtime_gc(lua_State *L) {
   ghost_unref(h);
   pthread_mutex_lock(&hostlock);
   bool last = --nhosts == 0;
+  if (last) shutdown_runtime(); /* locked: no new host starts it meanwhile */
   pthread_mutex_unlock(&hostlock);
   if (!last) {
     goro_preempt_all(); /* its running goroutines come back and end */
     return 0;
   }
-  shutdown_runtime();
   int unhandled = errq_drain();
   gstate_set_paths(NULL, NULL);
   if (unhandled > 0) {
