@@ -89,9 +89,11 @@ int goro_op_outcome(goro_g *g, int *index);
 int goro_start(int nprocs, goro_reap_fn reap);
 
 /* Stops every M, waits up to timeout_ns for running steps to return, frees
-** the runtime. Gs still alive are handed to the reap callback. If a step is
-** still running past the timeout (a busy loop), the memory is left to the
-** process exit and GORO_ETIMEDOUT is returned. Call from an outside thread. */
+** the runtime. Gs still alive are handed to the reap callback. sysmon
+** preempts running steps meanwhile; one still running on its P at the
+** timeout gets 4 * timeout_ns more. If a step is still running then (stuck
+** in C), the memory is left to the process exit and GORO_ETIMEDOUT is
+** returned. Call from an outside thread. */
 int goro_stop(int64_t timeout_ns);
 
 bool goro_running(void);

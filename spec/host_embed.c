@@ -8,7 +8,7 @@
 **      10 rounds of open, spawn `while true do end`, close leave no busy
 **      thread behind
 **   3. the preemption signal leaves a C module's blocking call alone: its
-**      poll(NULL, 0, 500) lasts 500 ms while goroutines busy-loop
+**      poll(NULL, 0, 200) lasts 200 ms while goroutines busy-loop
 ** Under ThreadSanitizer (GORO_TSAN) a signal reaches a thread only at its
 ** next libc call, so a pure-Lua busy loop is never preempted and cannot be
 ** ended: those cases are skipped there (as in preempt_spec.lua).
@@ -167,6 +167,11 @@ static void busy_rounds(void) {
   ok(cpu < 0.1 * wall, "nothing keeps running after the states closed", NULL);
 }
 
+/* Three polls of 200 ms and three nanosleeps of 150 ms in a goroutine while
+** two others busy-loop. Before, the preemption signal cut every one
+** (EINTR after 12-46 ms). Now none is signalled while it waits; a thread
+** that enters the call between sysmon's look and its signal can still see
+** one EINTR (on a loaded machine), so one cut of three is tolerated. */
 static void foreign_calls(void) {
   lua_State *L = open_state();
   lua_pushcfunction(L, cpoll);
@@ -176,16 +181,26 @@ static void foreign_calls(void) {
   int done = run(L, "go = require 'goro'\n"
                     "for i = 1, 2 do go(function() while true do end end) end\n"
                     "local r = go.chan()\n"
-                    "go(function() r:send({cpoll(500)}); r:send({csleep(300)}) end)\n"
-                    "p, s = r:recv(), r:recv()\n"
-                    "print(('# poll(500 ms) lasted %d ms, errno %d; nanosleep(300 ms) %d ms, errno %d')\n"
-                    "  :format(p[1], p[2], s[1], s[2]))");
-  long long pms = done ? runint(L, "return p[2] == 0 and p[1] or -p[2]") : -1;
-  long long sms = done ? runint(L, "return s[2] == 0 and s[1] or -s[2]") : -1;
-  ok(pms >= 499, "a C module's poll(500 ms) is not cut by preemption while goroutines busy-loop",
-     pms < 0 ? "EINTR" : NULL);
-  ok(sms >= 299, "a C module's nanosleep(300 ms) is not cut by preemption either",
-     sms < 0 ? "EINTR" : NULL);
+                    "go(function()\n"
+                    "  local p, s = {}, {}\n"
+                    "  for i = 1, 3 do p[i] = {cpoll(200)} end\n"
+                    "  for i = 1, 3 do s[i] = {csleep(150)} end\n"
+                    "  r:send({p, s})\n"
+                    "end)\n"
+                    "local t = r:recv()\n"
+                    "cut = {0, 0}\n"
+                    "for k, list in ipairs(t) do\n"
+                    "  for _, c in ipairs(list) do\n"
+                    "    print(('# %s lasted %d ms, errno %d'):format(k == 1 and 'poll(200 ms)' or\n"
+                    "      'nanosleep(150 ms)', c[1], c[2]))\n"
+                    "    if c[2] ~= 0 or c[1] < (k == 1 and 199 or 149) then cut[k] = cut[k] + 1 end\n"
+                    "  end\n"
+                    "end");
+  long long pc = done ? runint(L, "return cut[1]") : 9, sc = done ? runint(L, "return cut[2]") : 9;
+  ok(pc <= 1, "a C module's poll(200 ms) is not cut by preemption while goroutines busy-loop",
+     pc ? "cut short" : lasterr);
+  ok(sc <= 1, "a C module's nanosleep(150 ms) is not cut by preemption either",
+     sc ? "cut short" : lasterr);
   lua_close(L);
 }
 
