@@ -55,6 +55,9 @@ CORE_LIB := $(BUILD)/libgoro.a
 
 SPEC_CORE_SRC := $(wildcard spec/core/test_*.c)
 SPEC_CORE_BIN := $(SPEC_CORE_SRC:%.c=$(BUILD)/%)
+# C hosts that embed Lua and load goro.so (found through LUA_CPATH)
+SPEC_HOST_SRC := $(wildcard spec/host_*.c)
+SPEC_HOST_BIN := $(SPEC_HOST_SRC:%.c=$(BUILD)/%)
 
 LUA_SRC := $(wildcard lua/*.c)
 LUA_OBJ := $(LUA_SRC:%.c=$(BUILD)/%.o)
@@ -111,14 +114,14 @@ test-core: $(SPEC_CORE_BIN)
 # make test: everything against the copy installed in rocks/.
 test: deps
 	@mkdir -p $(BUILD)
-	@$(MAKE) --no-print-directory $(SPEC_CORE_BIN) rock
+	@$(MAKE) --no-print-directory $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) rock
 	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; \
-	  GORO_LUA="$(LUA)" sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_LUA)
+	  GORO_LUA="$(LUA)" sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) $(SPEC_LUA)
 
 # Sanitizer runs: the module from $(BUILD), run by the sanitizer-linked host.
-test-san: $(SPEC_CORE_BIN) $(LUA_MOD) $(HOST)
+test-san: $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) $(LUA_MOD) $(HOST)
 	@LUA_CPATH="$(BUILD)/?.so;;" LUA_PATH="lua/?.lua;lua/?/init.lua;;" \
-	  GORO_LUA="$(HOST)" $(SANENV) sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_LUA)
+	  GORO_LUA="$(HOST)" $(SANENV) sh spec/run.sh $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) $(SPEC_LUA)
 
 tsan: deps
 	@$(MAKE) --no-print-directory test-san BUILD=build-tsan$(WAIT_SUFFIX) OPT=-O1 SAN="-fsanitize=thread" \
@@ -169,6 +172,10 @@ rock: deps
 	@mkdir -p $(BUILD)
 	$(LUAROCKS) --tree $(ROCKS) make goro-scm-1.rockspec >$(BUILD)/rock.log 2>&1 || \
 	  { cat $(BUILD)/rock.log; exit 1; }
+
+$(BUILD)/spec/host_%: spec/host_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_INC) $< $(LUA_LIB) -lm -ldl $(LDFLAGS_ALL) -o $@
 
 # A small Lua host linked with the sanitizer runtime (lua5.4 is not).
 $(HOST): spec/host.c

@@ -89,9 +89,11 @@ int goro_op_outcome(goro_g *g, int *index);
 int goro_start(int nprocs, goro_reap_fn reap);
 
 /* Stops every M, waits up to timeout_ns for running steps to return, frees
-** the runtime. Gs still alive are handed to the reap callback. If a step is
-** still running past the timeout (a busy loop), the memory is left to the
-** process exit and GORO_ETIMEDOUT is returned. Call from an outside thread. */
+** the runtime. Gs still alive are handed to the reap callback. sysmon
+** preempts running steps meanwhile; one still running on its P at the
+** timeout gets 4 * timeout_ns more. If a step is still running then (stuck
+** in C), the memory is left to the process exit and GORO_ETIMEDOUT is
+** returned. Call from an outside thread. */
 int goro_stop(int64_t timeout_ns);
 
 bool goro_running(void);
@@ -162,6 +164,10 @@ int64_t goro_numgoroutine(void);
 ** scheduler gets its preempt flag set and, with signo > 0, signo is sent to
 ** its M's thread (the binding's handler makes the G yield). 0: flag only. */
 void goro_set_preempt_signal(int signo);
+/* Asks sysmon to preempt every G that runs long, for the next 30 ms, even
+** when nobody waits for its P (a host closed: its goroutines must come back
+** to the scheduler to end). */
+void goro_preempt_all(void);
 /* Takes (and clears) g's pending preemption request: 0 none, 1 yield,
 ** 2 yield, and keep asking until it does: sysmon retook the P of g's M
 ** (the step is stuck outside the core; see sched.h, struct M), so g runs

@@ -20,6 +20,8 @@
 #define GORO_PORT_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +53,59 @@ static inline void port_signal_thread(pthread_t t, int signo) { pthread_kill(t, 
 #else
 #pragma message("goro: no POSIX signals: preemption sets the G's flag only (it yields at its next core call)")
 static inline void port_signal_thread(pthread_t t, int signo) { (void)t; (void)signo; }
+#endif
+
+/* The calling thread's kernel id (Linux), 0 where unknown. */
+#if defined(__linux__)
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+static inline int port_thread_id(void) { return (int)syscall(SYS_gettid); }
+/* Whether thread tid of this process waits in a system call that a
+** signal handler cuts short with EINTR even under SA_RESTART (signal(7):
+** poll, select, epoll_wait, nanosleep, ... ; read, write, wait, futex are
+** restarted), from /proc/self/task/tid/syscall ("running" outside a call).
+** sysmon.c preemptone leaves such a thread alone. */
+static inline bool port_thread_in_unrestarted_call(int tid) {
+  static const long nr[] = {
+#ifdef SYS_poll
+    SYS_poll,
+#endif
+#ifdef SYS_select
+    SYS_select,
+#endif
+#ifdef SYS_epoll_wait
+    SYS_epoll_wait,
+#endif
+#ifdef SYS_nanosleep
+    SYS_nanosleep,
+#endif
+#ifdef SYS_pause
+    SYS_pause,
+#endif
+#ifdef SYS_epoll_pwait2
+    SYS_epoll_pwait2,
+#endif
+    SYS_ppoll, SYS_pselect6, SYS_epoll_pwait, SYS_clock_nanosleep,
+    SYS_rt_sigtimedwait, SYS_rt_sigsuspend, SYS_io_getevents,
+    SYS_semtimedop, SYS_msgrcv, SYS_msgsnd};
+  char path[64], buf[32];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  if (buf[0] < '0' || buf[0] > '9') return false; /* "running", or -1 (none) */
+  long call = strtol(buf, NULL, 10);
+  for (size_t i = 0; i < sizeof nr / sizeof nr[0]; i++)
+    if (nr[i] == call) return true;
+  return false;
+}
+#else
+static inline int port_thread_id(void) { return 0; }
+static inline bool port_thread_in_unrestarted_call(int tid) { (void)tid; return false; }
 #endif
 
 /* Sleeps about us microseconds (goro_stop's polling). */

@@ -155,6 +155,15 @@ int goro_set_maxthreads(int n) {
   return old;
 }
 
+/* Whether some P runs a step (not one in a syscall): goro_stop's wait. */
+static bool step_running(void) {
+  for (int i = 0; i < rt.nallp; i++)
+    if (atomic_load_explicit(&rt.allp[i]->status, memory_order_relaxed) == P_RUNNING &&
+        atomic_load_explicit(&rt.allp[i]->curg, memory_order_relaxed) != NULL)
+      return true;
+  return false;
+}
+
 int goro_stop(int64_t timeout_ns) {
   if (!goro_running()) return GORO_OK;
   if (goro_self()) return GORO_EINVAL;
@@ -165,7 +174,7 @@ int goro_stop(int64_t timeout_ns) {
   atomic_store_explicit(&rt.running, 0, memory_order_release);
   timers_fini();
   int64_t deadline = goro_now() + timeout_ns;
-  bool stuck = false;
+  bool stuck = false, extended = false;
   /* Wake every idle M until all have left their loop. */
   for (;;) {
     lock_acquire(&sched.lock);
@@ -180,6 +189,14 @@ int goro_stop(int64_t timeout_ns) {
     lock_release(&sched.lock);
     if (all) break;
     if (goro_now() > deadline) {
+      /* a step still running on a P (a Lua loop sysmon preempts, late on a
+      ** loaded machine) gets four times as long again; one blocked in a
+      ** call (its P in a syscall, or handed off) does not */
+      if (!extended && step_running()) {
+        extended = true;
+        deadline += 4 * timeout_ns;
+        continue;
+      }
       stuck = true;
       break;
     }

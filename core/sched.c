@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "port.h"
 #include "sched.h"
 
 sched_t sched;
@@ -451,6 +452,8 @@ static void schedule(M *m) {
 static void *mstart(void *arg) {
   M *m = arg;
   tls_m = m;
+  /* relaxed: a hint for sysmon's preemption signal (sysmon.c) */
+  atomic_store_explicit(&m->tid, port_thread_id(), memory_order_relaxed);
   if (m->nextp) {
     acquirep(m, m->nextp);
     m->nextp = NULL;

@@ -153,6 +153,8 @@ struct M {
   ** reads and writes them between any two instructions of the owner) */
   volatile sig_atomic_t inuser;    /* its G's step runs outside the core */
   volatile sig_atomic_t published; /* userp was set: p_enter must CAS */
+  _Atomic int tid;  /* kernel thread id (port_thread_id), 0 unknown: set by
+                    ** the M at start, read by sysmon */
   P *nextp;         /* P handed to it when woken (set before note_wakeup) */
   P *oldp;          /* P it had before a blocking call */
   bool spinning;    /* counted in sched.nmspinning */

@@ -34,8 +34,16 @@ static struct {
   uint32_t lasttick[GORO_MAXPROCS]; /* sysmon only */
   int64_t since[GORO_MAXPROCS];     /* sysmon only: when lasttick was seen */
   bool asked[GORO_MAXPROCS];        /* sysmon only: preemption asked at lasttick */
-  int stuckreported; /* sysmon only: the stuck hook said 1 slow, 2 forever */
+  bool incall[GORO_MAXPROCS];       /* sysmon only: its M was seen in a call a
+                                    ** signal would cut (preemptone) */
+  int stuckreported;                /* sysmon only: the stuck hook said 1 slow, 2 forever */
+  _Atomic int64_t preemptall;       /* until then, preempt every long runner */
 } S;
+
+void goro_preempt_all(void) {
+  /* relaxed: a hint, read by sysmon at its next look */
+  atomic_store_explicit(&S.preemptall, goro_now() + 3 * GORO_PREEMPT_NS, memory_order_relaxed);
+}
 
 void goro_set_preempt_signal(int signo) {
   atomic_store_explicit(&S.signo, signo, memory_order_relaxed);
@@ -70,7 +78,24 @@ static void preemptone(P *p, int64_t now) {
   atomic_store_explicit(&p->preempt, 1, memory_order_release);
   STAT_ADD(preempt, 1);
   int signo = atomic_load_explicit(&S.signo, memory_order_relaxed);
-  if (signo > 0) port_signal_thread(m->thread, signo);
+  /* Go signals only threads running Go code. A thread waiting in a
+  ** system call runs no Lua now: it is in a call of a C module goro does
+  ** not know (goro's own blocking calls hand their P off). Where the call
+  ** is one SA_RESTART resumes (read, write, wait...), the signal still
+  ** goes: its handler publishes the P, which sysmon then hands to another
+  ** M. Where the signal would cut it short (poll, select, nanosleep...:
+  ** EINTR), it does not: the thread keeps its P until the call returns,
+  ** and the next request (10 ms on) looks again. A thread that enters such
+  ** a call between this look and the signal gets one EINTR; the signal
+  ** publishes its P, sysmon retakes it and that step gets no further
+  ** signal. A thread seen in such a call and now out of it may still be
+  ** in the kernel, on its way back (a signal now would still cut the call):
+  ** it is signalled at the request after, if it still runs. */
+  int tid = atomic_load_explicit(&m->tid, memory_order_relaxed);
+  bool incall = signo > 0 && tid && port_thread_in_unrestarted_call(tid);
+  bool wascall = S.incall[p->id];
+  S.incall[p->id] = incall;
+  if (signo > 0 && !incall && !wascall) port_signal_thread(m->thread, signo);
   S.since[p->id] = now; /* ask again in GORO_PREEMPT_NS if it did not yield */
 }
 
@@ -161,6 +186,7 @@ static void *sysmon_main(void *arg) {
         S.lasttick[i] = t;
         S.since[i] = now;
         S.asked[i] = false;
+        S.incall[i] = false;
         continue;
       }
       /* preempt only when somebody waits for a P: a lone long runner
@@ -168,7 +194,11 @@ static void *sysmon_main(void *arg) {
       ** that did not yield RETAKE_GRACE_NS after being asked (a hook yields
       ** within microseconds) is stuck where no hook runs (a C function, Lua
       ** that cannot yield): its P goes to another M */
+      /* also while the runtime stops or a host state closed (goro_preempt_all):
+      ** a lone busy loop must come back to the scheduler to end */
       bool waits = runqlen(p) > 0 ||
+                   atomic_load_explicit(&rt.stopping, memory_order_relaxed) ||
+                   now < atomic_load_explicit(&S.preemptall, memory_order_relaxed) ||
                    atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0 ||
                    atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0;
       if (waits && !S.asked[i] && now - S.since[i] >= GORO_PREEMPT_NS) {
@@ -196,6 +226,7 @@ void sysmon_start(void) {
     S.lasttick[i] = 0;
     S.since[i] = 0;
     S.asked[i] = false;
+    S.incall[i] = false;
   }
   S.stuckreported = 0;
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;

@@ -2,14 +2,21 @@
 ** goro.c — the module: `local go = require "goro"`. Opens the binding
 ** groups (channels, select, time, waitgroups, runtime functions: api.h)
 ** into one table, whose __index loads the pure-Lua pattern library on
-** first use (go.mutex -> goro.sync). The main state's first require starts
-** the runtime; it stops when that state closes, or at process exit.
+** first use (go.mutex -> goro.sync).
+**
+** Hosts: a state that requires goro outside any goroutine is a host (the
+** script's state under lua5.4; any state a C program opens). The first
+** host's require starts the runtime; each host holds it (`nhosts`), and it
+** stops when the last host closes, or at process exit. A host that closes
+** while others live ends its own goroutines only (gstate.h, ghost): every
+** goroutine belongs to the host it was spawned from, directly or through
+** other goroutines.
 **
 ** Layers, each file calling only those below it:
 **   goro.c (module)
 **   lchan.c lselect.c ltime.c lwg.c lruntime.c latomic.c lsmap.c lcontext.c
 **   (the API)   ffi.c (go.ffi)
-**   gstate.c (goroutine states)
+**   gstate.c (goroutine states; host.c their hosts, gsyscall.c their io/os)
 **   park.c (park or block)
 **   xfer_*.c (transfer)
 **   object.c (goro objects)   errors.c (error queue, print)   core/
@@ -97,9 +104,29 @@ static void shutdown_runtime_now(void) {
   }
 }
 
+/* Host states alive that required goro; the runtime runs while > 0.
+** Hosts may live on different threads: hostlock orders their opens and
+** closes. */
+static pthread_mutex_t hostlock = PTHREAD_MUTEX_INITIALIZER;
+static int nhosts; /* hostlock */
+
+/* __gc of a host's RK_RUNTIME userdata (its ghost*): the host closes. */
 static int runtime_gc(lua_State *L) {
-  (void)L;
-  shutdown_runtime();
+  ghost **hp = lua_touserdata(L, 1);
+  ghost *h = *hp;
+  *hp = NULL;
+  if (!h) return 0;
+  /* release: a goroutine's step that sees it closed ends (gstate.c) */
+  atomic_store_explicit(&h->closed, 1, memory_order_release);
+  ghost_unref(h);
+  pthread_mutex_lock(&hostlock);
+  bool last = --nhosts == 0;
+  if (last) shutdown_runtime(); /* locked: no new host starts it meanwhile */
+  pthread_mutex_unlock(&hostlock);
+  if (!last) {
+    goro_preempt_all(); /* its running goroutines come back and end */
+    return 0;
+  }
   int unhandled = errq_drain();
   gstate_set_paths(NULL, NULL);
   if (unhandled > 0) {
@@ -174,12 +201,21 @@ int luaopen_goro(lua_State *L) {
   lua_pop(L, 1);
   if (main && !goro_running() && shutting_down)
     return luaL_error(L, "goro: the runtime has stopped (the program is exiting)");
+  bool newhost = false;
+  if (main) {
+    newhost = lua_rawgetp(L, LUA_REGISTRYINDEX, RK_RUNTIME) == LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  if (newhost) pthread_mutex_lock(&hostlock);
   if (main && !goro_running()) {
     ltime_start();
     gstate_set_preload(preload);
     xfer_set_host(&gstate_xfer_host);
     int rc = goro_start(0, gstate_reap);
-    if (rc != GORO_OK) return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
+    if (rc != GORO_OK) {
+      if (newhost) pthread_mutex_unlock(&hostlock);
+      return luaL_error(L, "goro: cannot start the runtime: %s", goro_strerror(rc));
+    }
     goro_set_cache_free(gstate_cache_free);
     goro_set_stuck_hook(on_stuck);
     pin_module();
@@ -211,8 +247,19 @@ int luaopen_goro(lua_State *L) {
       lua_pop(L, 2);
     }
     lua_pop(L, 1);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_RUNTIME) == LUA_TNIL) {
-      lua_newuserdatauv(L, 1, 0);
+    if (newhost) {
+      ghost *h = ghost_new();
+      ghost **hp = h ? lua_newuserdatauv(L, sizeof h, 0) : NULL;
+      if (!hp) {
+        ghost_unref(h);
+        bool stop = nhosts == 0;
+        pthread_mutex_unlock(&hostlock);
+        if (stop) shutdown_runtime();
+        return luaL_error(L, "goro: out of memory registering this state as a host");
+      }
+      *hp = h;
+      nhosts++;
+      pthread_mutex_unlock(&hostlock);
       lua_createtable(L, 0, 1);
       lua_pushcfunction(L, runtime_gc);
       lua_setfield(L, -2, "__gc");
@@ -241,7 +288,6 @@ int luaopen_goro(lua_State *L) {
       lua_pushcfunction(L, print_line);
       lua_setglobal(L, "print");
     }
-    lua_pop(L, 1);
   }
   luaL_checkversion(L);
   lua_createtable(L, 0, 24);

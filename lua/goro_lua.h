@@ -39,7 +39,8 @@ extern const char registry_keys[16]; /* goro.c; never written */
 #define RK_ENV (&registry_keys[0])      /* the goroutine's fresh globals */
 #define RK_BASE (&registry_keys[1])     /* main: names of pre-existing globals */
 #define RK_OBJS (&registry_keys[2])     /* gobj* -> its userdata (weak values) */
-#define RK_RUNTIME (&registry_keys[3])  /* main: the userdata that stops the runtime */
+#define RK_RUNTIME (&registry_keys[3])  /* host: the userdata that holds the runtime; its
+                                        ** block is the host's ghost* (gstate.h) */
 #define RK_ENVMT (&registry_keys[4])    /* metatable of goroutine environments */
 #define RK_CO (&registry_keys[5])       /* the goroutine's coroutine */
 #define RK_MODNAMES (&registry_keys[6]) /* module table -> name */
@@ -48,5 +49,6 @@ extern const char registry_keys[16]; /* goro.c; never written */
 #define RK_PROTOS (&registry_keys[9])   /* fnproto id -> closure (receiver) */
 #define RK_PATHS (&registry_keys[10])   /* main: {package.path, cpath} last seen */
 #define RK_GSTATE (&registry_keys[11])  /* true in goroutine states */
+#define RK_MODOK (&registry_keys[14])   /* module name -> true: require finds it by name */
 
 #endif

@@ -174,6 +174,19 @@ bool gstate_canpark(lua_State *L, gstate *s) {
   return s && lua_isyieldable(L) && (L == s->co || s->chain_ok);
 }
 
+/* Frees a spawn message that no goroutine took, with its host reference. */
+static void spawnmsg_free(xbuf *msg) {
+  ghost_unref(msg->owner);
+  msg->owner = NULL;
+  xbuf_free(msg, true);
+}
+
+/* Whether the host of s closed: its goroutine must end now. */
+static bool orphaned(gstate *s) {
+  /* acquire: pairs with goro.c's release store when the host closes */
+  return s->owner && atomic_load_explicit(&s->owner->closed, memory_order_acquire);
+}
+
 /* A goroutine's globals: a fresh table over the state's standard globals,
 ** made on first use (a goroutine that names no global never pays for it)
 ** and dropped by scrub(). */
@@ -357,64 +370,12 @@ static int open_package(lua_State *L) {
   return 1;
 }
 
-/* ------------------------------------------- blocking library functions
-** In goroutine states the library functions that may block the thread
-** (os.execute, reads and writes of files and pipes) run as a syscall: the
-** P stays marked, and sysmon hands it to another M if the call lasts over
-** ~1 ms (Go's entersyscall / retake), so a goroutine in `os.execute("sleep
-** 1")` does not stall the others on its P. */
-
-static int syscall_k(lua_State *L) {
-  int n = lua_gettop(L);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  int old = goro_nopark(1);
-  goro_enter_syscall();
-  int st = lua_pcall(L, n, LUA_MULTRET, 0);
-  goro_exit_blocking();
-  goro_nopark(old);
-  if (st != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
-}
-
-/* Wraps the listed C functions of the table at idx. */
-static void wrap_blocking(lua_State *L, int idx, const char *const *names) {
-  idx = lua_absindex(L, idx);
-  for (; *names; names++) {
-    if (lua_getfield(L, idx, *names) == LUA_TFUNCTION && lua_iscfunction(L, -1)) {
-      lua_pushcclosure(L, syscall_k, 1);
-      lua_setfield(L, idx, *names);
-    } else {
-      lua_pop(L, 1);
-    }
-  }
-}
-
-static int open_os(lua_State *L) {
-  static const char *const blocking[] = {"execute", "remove", "rename", "tmpname", NULL};
-  luaopen_os(L);
-  wrap_blocking(L, -1, blocking);
-  return 1;
-}
-
-static int open_io(lua_State *L) {
-  static const char *const lib[] = {"read", "write", "popen", "close", "open", NULL};
-  static const char *const methods[] = {"read", "write", "close", "flush", "seek", NULL};
-  luaopen_io(L);
-  wrap_blocking(L, -1, lib);
-  if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE &&
-      lua_getfield(L, -1, "__index") == LUA_TTABLE)
-    wrap_blocking(L, -1, methods);
-  lua_settop(L, lua_gettop(L) - 2);
-  return 1;
-}
-
 /* ---------------------------------------------------- lazy libraries */
 
 static const struct lazylib lazylibs[] = {
   {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
   {LUA_MATHLIBNAME, luaopen_math}, {LUA_COLIBNAME, open_coroutine},
-  {LUA_IOLIBNAME, open_io}, {LUA_OSLIBNAME, open_os},
+  {LUA_IOLIBNAME, gsyscall_open_io}, {LUA_OSLIBNAME, gsyscall_open_os},
   {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_DBLIBNAME, luaopen_debug},
   {LUA_LOADLIBNAME, open_package}, {NULL, NULL}};
 
@@ -609,6 +570,8 @@ static void scrub(gstate *s) {
   s->g = NULL;
   s->preempted = s->chain_ok = s->cancelled = 0;
   park_end(s->park);
+  ghost_unref(s->owner);
+  s->owner = NULL;
 }
 
 /* g's goroutine ended in error st: the error goes to main (errors.c),
@@ -675,26 +638,50 @@ static void pool_put(gstate *s) {
   else gstate_free(s);
 }
 
+/* The goroutine of s is over: its state goes back to the pool (or is
+** closed, if it cannot run again). */
+static goro_step finish(gstate *s, goro_g *g, bool reusable) {
+  if (s->bootmsg) { /* decoding the spawn message failed */
+    xbuf_free(s->bootmsg, true);
+    s->bootmsg = NULL;
+  }
+  scrub(s);
+  *(gstate **)goro_cache(g) = NULL;
+  if (reusable) pool_put(s);
+  else gstate_free(s);
+  return GORO_STEP_DONE;
+}
+
 static goro_step gstep(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
   if (!s || s->g != g) { /* first step of this goroutine */
+    xbuf *msg = ud;
+    /* acquire: as in orphaned() */
+    if (msg->owner && atomic_load_explicit(&((ghost *)msg->owner)->closed, memory_order_acquire)) {
+      spawnmsg_free(msg);
+      return GORO_STEP_DONE;
+    }
     if (!s) {
       s = pool_get();
       if (!s) {
         static const char oom[] = "goroutine: out of memory creating its Lua state";
         cancel_take(goro_id(g));
         errq_post(oom, sizeof oom - 1);
-        xbuf_free(ud, true);
+        spawnmsg_free(ud);
         return GORO_STEP_DONE;
       }
       *(gstate **)goro_cache(g) = s;
     }
     s->g = g;
+    s->owner = msg->owner; /* the message's reference, now the goroutine's */
+    msg->owner = NULL;
     apply_paths(s);
     s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
     s->nargs = 1;
+  } else if (orphaned(s)) { /* it yielded or parked, and its host closed */
+    return finish(s, g, luacompat_reset(s->co, NULL));
   }
   int nres;
   tls_running = s->co;
@@ -723,24 +710,18 @@ static goro_step gstep(goro_g *g, void *ud) {
   /* an error raised by a hook that no pcall caught leaves the state's
   ** hooks off for good (Lua restores allowhook only in a pcall): closed */
   if (s->cancelled) reusable = false;
-  if (s->bootmsg) { /* decoding the spawn message failed */
-    xbuf_free(s->bootmsg, true);
-    s->bootmsg = NULL;
-  }
-  scrub(s);
-  *(gstate **)goro_cache(g) = NULL;
-  if (reusable) pool_put(s);
-  else gstate_free(s);
-  return GORO_STEP_DONE;
+  return finish(s, g, reusable);
 }
 
 void gstate_reap(goro_g *g, void *ud) {
   gstate *s = *(gstate **)goro_cache(g);
   if (!s || s->g != g) {
-    xbuf_free(ud, true); /* never started */
+    spawnmsg_free(ud); /* never started */
   } else {
     park_reap(s->park, g);
     s->g = NULL;
+    ghost_unref(s->owner);
+    s->owner = NULL;
   }
 }
 
@@ -782,11 +763,23 @@ static void refresh_paths(lua_State *L) {
 uint64_t gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
   if (!goro_self()) refresh_paths(L);
+  ghost *owner;
+  gstate *self = gstate_of(L);
+  if (self) {
+    owner = self->owner;
+  } else {
+    ghost **hp = lua_rawgetp(L, LUA_REGISTRYINDEX, RK_RUNTIME) == LUA_TUSERDATA
+                     ? lua_touserdata(L, -1) : NULL;
+    owner = hp ? *hp : NULL;
+    lua_pop(L, 1);
+  }
   xbuf *b = xfer_encode_n(L, idx, n, "");
   b->memlimit = memlimit;
+  ghost_ref(owner);
+  b->owner = owner;
   int rc = goro_spawn(gstep, b, NULL);
   if (rc != GORO_OK) {
-    xbuf_free(b, true);
+    spawnmsg_free(b);
     luaL_error(L, "goro: cannot start a goroutine: %s", goro_strerror(rc));
   }
   return goro_spawned_id();

@@ -9,6 +9,26 @@
 
 #include "goro_lua.h"
 
+/* ---------------------------------------------------------- hosts
+** A host is a state that required goro outside any goroutine (the main
+** state of lua5.4, or any state a C program opens). Every goroutine belongs
+** to the host it was spawned from, directly or through other goroutines
+** (a goroutine's spawns inherit its host). When the host closes, its
+** goroutines end: a running one at its next preemption (goro.c asks sysmon
+** to preempt every running goroutine), a parked one when it wakes, one
+** not started yet at its first step; none runs Lua code of it again.
+** Refcounted: the host state holds one reference, each spawn message and
+** each goroutine one. */
+typedef struct ghost {
+  _Atomic int closed; /* set once, when the host state closes */
+  _Atomic int refs;
+} ghost;
+
+/* host.c */
+ghost *ghost_new(void);
+void ghost_ref(ghost *h);
+void ghost_unref(ghost *h);
+
 /* ---------------------------------------------------------- states */
 
 /* A goroutine's lua_State and what goes with it. Owned by the G it runs
@@ -31,6 +51,7 @@ typedef struct gstate {
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
+  ghost *owner;       /* the host of the goroutine it runs, one reference */
 } gstate;
 
 /* s->preempted of a yield that ends the goroutine (go.exit, lruntime.c):
@@ -69,6 +90,10 @@ void gstate_cache_free(void *p);
 ** runtime's start and after it stopped. */
 void gstate_init_preemption(void);
 void gstate_fini_preemption(void);
+/* io and os for goroutine states, their blocking calls run as syscalls
+** (gsyscall.c). */
+int gsyscall_open_io(lua_State *L);
+int gsyscall_open_os(lua_State *L);
 /* The reap callback of goro_start: g's goroutine will never run again. */
 void gstate_reap(goro_g *g, void *ud);
 /* What transfer needs of goroutine states (see xfer.h): pass it to

@@ -51,6 +51,7 @@ typedef struct xbuf {
   void **refs;        /* gobj* or fnproto* (tagged in the low bit); inlrefs or malloc'd */
   int nrefs, caprefs;
   size_t memlimit;    /* spawn messages: the goroutine's memory limit, 0 = none */
+  void *owner;        /* spawn messages: the goroutine's host (a ghost, gstate.h), one reference */
   void *inlrefs[2];
   unsigned char inl[96]; /* small messages need one malloc */
 } xbuf;

@@ -143,6 +143,7 @@ xbuf *xbuf_new(lua_State *L) {
   b->nrefs = 0;
   b->caprefs = 2;
   b->memlimit = 0;
+  b->owner = NULL;
   return b;
 }
 

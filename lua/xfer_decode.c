@@ -10,6 +10,7 @@
 ** The decoder takes its own reference on every goro object it pushes; the
 ** message keeps its references until it is freed.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "xfer_int.h"
@@ -134,6 +135,30 @@ static void dec_table(dec *d) {
   }
 }
 
+static int push_module_p(lua_State *L) {
+  xfer_push_module(L, lua_tostring(L, 1));
+  return 1;
+}
+
+/* Pushes module `name` (a value received refers to it); a failing
+** require says so with its first line, not its 30 lines of search. */
+static void dec_module(lua_State *L, const char *name) {
+  lua_pushcfunction(L, push_module_p);
+  lua_pushstring(L, name);
+  int st = lua_pcall(L, 1, 1, 0);
+  if (st == LUA_OK) return;
+  if (st == LUA_ERRMEM) lua_error(L);
+  const char *msg = lua_tostring(L, -1);
+  if (!msg) msg = "(error object is not a string)";
+  const char *nl = strchr(msg, '\n');
+  int len = nl ? (int)(nl - msg) : (int)strlen(msg);
+  while (len > 0 && (msg[len - 1] == ':' || msg[len - 1] == ' ')) len--;
+  lua_pushlstring(L, msg, (size_t)len);
+  luaL_error(L, "goro: the value refers to module '%s', which cannot be loaded here "
+                "(%s): make it loadable by require in goroutines (package.path)",
+             name, lua_tostring(L, -1));
+}
+
 static void decode(dec *d) {
   lua_State *L = d->L;
   luaL_checkstack(L, 6, "goro: value too deep");
@@ -156,7 +181,7 @@ static void decode(dec *d) {
   case T_CNAMED: {
     rstr(d);
     rstr(d);
-    xfer_push_module(L, lua_tostring(L, -2));
+    dec_module(L, lua_tostring(L, -2));
     lua_pushvalue(L, -2);
     lua_gettable(L, -2);
     lua_replace(L, -4);
@@ -165,7 +190,7 @@ static void decode(dec *d) {
   }
   case T_MODULE: {
     rstr(d);
-    xfer_push_module(L, lua_tostring(L, -1));
+    dec_module(L, lua_tostring(L, -1));
     lua_remove(L, -2);
     break;
   }
@@ -234,6 +259,28 @@ void xfer_unguard(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ channel elements */
 
+static int decode_p(lua_State *L) {
+  xbuf *b = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  xfer_decode_n(L, b, false);
+  return 1;
+}
+
+/* Raises the error of a received value that could not be rebuilt (st, the
+** error object on top): it was taken from the channel, and is gone. */
+static _Noreturn void lost_value(lua_State *L, int st) {
+  const char *why = st == LUA_ERRMEM ? "not enough memory" : lua_tostring(L, -1);
+  if (!why) why = "(error object is not a string)";
+  if (strncmp(why, "goro: ", 6) == 0) why += 6;
+  const char *fix = st == LUA_ERRMEM
+    ? ": raise this goroutine's memory limit (go.spawn{limit = bytes}) or send smaller values"
+    : "";
+  if (st == LUA_ERRMEM) lua_gc(L, LUA_GCCOLLECT); /* room for the message */
+  luaL_error(L, "goro: a value received was taken from the channel but could not be "
+                "rebuilt here, and is lost: %s%s", why, fix);
+  abort(); /* not reached */
+}
+
 void xfer_decode_val(lua_State *L, xval *v) {
   switch (v->tag) {
   case XV_NIL: lua_pushnil(L); break;
@@ -247,13 +294,13 @@ void xfer_decode_val(lua_State *L, xval *v) {
   case XV_BUF: {
     xbuf *b = v->u.buf;
     v->tag = XV_NIL;
-    /* guard b while decoding: a Lua error (a missing module) frees it */
-    xfer_guard(L, b);
-    int gi = lua_gettop(L);
-    xfer_decode_n(L, b, false);
-    xfer_unguard(L, gi);
-    lua_remove(L, gi);
+    /* decoded under a pcall: a failure (a missing module, this goroutine's
+    ** memory limit) frees b and says plainly that the value is lost */
+    lua_pushcfunction(L, decode_p);
+    lua_pushlightuserdata(L, b);
+    int st = lua_pcall(L, 1, 1, 0);
     xbuf_free(b, true);
+    if (st != LUA_OK) lost_value(L, st);
     return;
   }
   }

@@ -244,10 +244,25 @@ static int rawgetfield(lua_State *L, int t, const char *k) {
   return lua_rawget(L, t);
 }
 
+/* A C function the main state's globals hold under a name of its own (a
+** host's lua_register): the receiver's globals (module "_G") lack it, so
+** it travels by pointer. */
+static bool user_global_cfn(lua_State *L, const char *mod, const char *field) {
+  if (strcmp(mod, LUA_GNAME) != 0) return false;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_BASE) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return false;
+  }
+  bool user = rawgetfield(L, -1, field) == LUA_TNIL;
+  lua_pop(L, 2);
+  return user;
+}
+
 static void enc_cfunction(enc *e, int idx) {
   lua_State *L = e->L;
   const char *mod, *field;
-  if (xfer_cfname(L, idx, &mod, &field)) {
+  if (xfer_cfname(L, idx, &mod, &field) && !user_global_cfn(L, mod, field) &&
+      xfer_module_rebuildable(L, mod)) {
     bbyte(L, e->b, T_CNAMED);
     bstr(L, e->b, mod, strlen(mod));
     bstr(L, e->b, field, strlen(field));
@@ -439,6 +454,13 @@ static void encode(enc *e, int idx) {
   }
   case LUA_TTABLE: {
     const char *mod = xfer_modname(L, idx);
+    if (mod && !xfer_module_rebuildable(L, mod)) {
+      lua_pushfstring(L, "it is module '%s', which a goroutine's require cannot find by "
+                         "that name (no file on package.path or cpath: it was set in "
+                         "package.loaded by hand, or comes from package.preload): send a "
+                         "plain copy of the fields it needs, or make it a module file", mod);
+      enc_error(e, idx, lua_tostring(L, -1));
+    }
     if (mod) {
       bbyte(L, b, T_MODULE);
       bstr(L, b, mod, strlen(mod));

@@ -104,6 +104,11 @@ const char *xfer_modname(lua_State *L, int idx);
 bool xfer_cfname(lua_State *L, int idx, const char **mod, const char **field);
 /* Pushes module `name` of this state, loading it if needed. */
 void xfer_push_module(lua_State *L, const char *name);
+/* Whether a receiver can rebuild module `name` by name: a standard library,
+** goro's own, or one package.path / cpath finds (not one put in
+** package.loaded by hand, nor a package.preload entry: goroutine states
+** have their own). */
+bool xfer_module_rebuildable(lua_State *L, const char *name);
 
 /* ------------------------------------------------------ xfer_buf.c */
 

@@ -10,6 +10,7 @@
 **   RK_CFNAMES   C function -> {module, field}, built on first use from
 **                package.loaded, dropped whenever a module is added.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "xfer_int.h"
@@ -133,6 +134,78 @@ void xfer_push_module(lua_State *L, const char *name) {
   lua_remove(L, -2);
   lua_pushstring(L, name);
   lua_call(L, 1, 1);
+}
+
+/* Whether a template list (package.path or cpath) names a readable file
+** for module name, as package.searchpath would find it. */
+static bool on_path(const char *templates, const char *name) {
+  char file[1024], mod[256];
+  size_t n = strlen(name);
+  if (n >= sizeof mod) return false;
+  for (size_t i = 0; i <= n; i++) mod[i] = name[i] == '.' ? LUA_DIRSEP[0] : name[i];
+  for (const char *t = templates; t && *t;) {
+    const char *end = strchr(t, *LUA_PATH_SEP);
+    size_t tl = end ? (size_t)(end - t) : strlen(t);
+    size_t o = 0;
+    bool fits = true;
+    for (size_t i = 0; i < tl && fits; i++) {
+      const char *piece = t[i] == *LUA_PATH_MARK ? mod : NULL;
+      size_t pl = piece ? strlen(piece) : 1;
+      if (o + pl >= sizeof file) fits = false;
+      else if (piece) memcpy(file + o, piece, pl), o += pl;
+      else file[o++] = t[i];
+    }
+    if (fits && tl > 0) {
+      file[o] = 0;
+      FILE *f = fopen(file, "r");
+      if (f) {
+        fclose(f);
+        return true;
+      }
+    }
+    t = end ? end + 1 : t + tl;
+  }
+  return false;
+}
+
+bool xfer_module_rebuildable(lua_State *L, const char *name) {
+  if (strcmp(name, LUA_GNAME) == 0 || xhost->opener(name)) return true;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_MODOK) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_MODOK);
+  }
+  if (lua_getfield(L, -1, name) != LUA_TNIL) {
+    lua_pop(L, 2);
+    return true;
+  }
+  lua_pop(L, 1);
+  bool found = true; /* without a package library, nothing to check against */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
+    lua_getfield(L, -1, "path");
+    lua_getfield(L, -2, "cpath");
+    const char *path = lua_tostring(L, -2), *cpath = lua_tostring(L, -1);
+    found = on_path(path, name) || on_path(cpath, name);
+    if (!found && strchr(name, '.')) { /* cpath's all-in-one loader: "a" for "a.b" */
+      char root[256];
+      size_t rl = (size_t)(strchr(name, '.') - name);
+      if (rl < sizeof root) {
+        memcpy(root, name, rl);
+        root[rl] = 0;
+        found = on_path(cpath, root);
+      }
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
+  if (found) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, name);
+  }
+  lua_pop(L, 1);
+  return found;
 }
 
 /* ------------------------------------------------ the package.loaded tracker */

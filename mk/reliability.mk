@@ -95,7 +95,7 @@ VALGRIND_SPECS ?= $(SPEC_LUA)
 valgrind: deps
 	@sh tools/deps.sh valgrind
 	@mkdir -p $(BUILD)
-	@$(MAKE) --no-print-directory $(SPEC_CORE_BIN) rock
+	@$(MAKE) --no-print-directory $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) rock
 	@eval "$$($(LUAROCKS) --tree $(ROCKS) path)"; \
 	  STRESS_SCALE=0.05 GORO_LUA="$(LUA)" VALGRIND_LOGS=$(BUILD)/valgrind \
-	  sh spec/valgrind.sh $(SPEC_CORE_BIN) $(VALGRIND_SPECS)
+	  sh spec/valgrind.sh $(SPEC_CORE_BIN) $(SPEC_HOST_BIN) $(VALGRIND_SPECS)
