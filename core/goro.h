@@ -266,4 +266,18 @@ void goro_get_stats(goro_stats *st);
 /* Run-queue length of each P (up to n) into lens; returns GOMAXPROCS. */
 int goro_runq_lens(int *lens, int n);
 
+/* ---------------------------------------------------------------- introspection (trace.c) */
+
+/* A channel's label (where it was made, for goroutine dumps): a string that
+** outlives the channel (interned), set before the channel is shared. */
+void goro_chan_set_label(goro_chan *c, const char *label);
+const char *goro_chan_label(goro_chan *c);
+/* g's status as Go's dump words it: "runnable", "running", "waiting",
+** "syscall", "dead", "idle". */
+const char *goro_g_state(goro_g *g);
+/* The channels g's parked operation waits on, up to max, with their
+** directions (GORO_SEND/GORO_RECV); 0 when none (a sleep, not parked).
+** Only where g's step cannot run meanwhile (the binding holds it). */
+int goro_g_waitchans(goro_g *g, goro_chan **chans, int *dirs, int max);
+
 #endif

@@ -548,6 +548,7 @@ static gstate *gstate_new(void) {
   ** (lua_resume accepts any thread at base level): a separate coroutine
   ** would cost ~1 KB per goroutine. */
   s->co = L;
+  gwatch_add(&s->watch, L);
   return s;
 }
 
@@ -555,6 +556,7 @@ static gstate *gstate_new(void) {
 ** with (after park_reap): with the elements it still owns. */
 static void gstate_free(gstate *s) {
   if (!s) return;
+  gwatch_remove(&s->watch);
   park_free(s->park);
   lua_close(s->L);
   xfer_free_protos(&s->protos);
@@ -701,7 +703,9 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   int nres;
   tls_running = s->co;
+  gwatch_enter(&s->watch, g);
   int st = lua_resume(s->co, NULL, s->nargs, &nres);
+  gwatch_leave(&s->watch, st != LUA_YIELD ? -1 : s->park->parking ? s->park->kind : 0);
   tls_running = NULL;
   disarm();
   s->nargs = 0;

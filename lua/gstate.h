@@ -8,6 +8,7 @@
 #define GORO_GSTATE_H
 
 #include "goro_lua.h"
+#include "ldump.h"
 
 /* ---------------------------------------------------------- states */
 
@@ -30,6 +31,7 @@ typedef struct gstate {
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
+  gwatch watch;       /* what goroutine dumps see of it (ldump.h) */
 } gstate;
 
 /* The gstate of L, or NULL in the main state (not a goroutine). */

@@ -92,11 +92,14 @@ static int l_wait(lua_State *L) {
                          "state (inside a goroutine, use a waitgroup)");
   errq_raise(L);
   int rc;
+  ldump_main_wait(L, LDUMP_WAITALL, NULL, 0);
   while ((rc = goro_wait_all(GORO_FOREVER)) == GORO_EINTR) errq_interrupted(L);
+  ldump_main_wait(NULL, 0, NULL, 0);
   if (rc == GORO_EDEADLOCK) {
-    lua_pushfstring(L, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
-                       "goroutines are blocked forever)", (int)goro_numgoroutine());
-    return lua_error(L);
+    char msg[128];
+    snprintf(msg, sizeof msg, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
+             "goroutines are blocked forever; each one's wait follows)", (int)goro_numgoroutine());
+    return ldump_deadlock(L, msg);
   }
   errq_raise(L);
   return 0;
