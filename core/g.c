@@ -191,6 +191,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   g->schedlink = NULL;
   g->nopark = 0;
   g->op.pending = false;
+  g->tname = TRACING() ? trace_take_name() : NULL;
   g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
   /* relaxed: published to the M that runs it by the run queue's release. */
   atomic_store_explicit(&g->status, G_RUNNABLE, memory_order_relaxed);
@@ -198,6 +199,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   active_add(1);
   STAT_ADD(spawned, 1);
   if (out) *out = g;
+  TRACE_SPAWN(g);
   if (p) runqput(p, g, true);
   else globrunq_add(g);
   p_leave(m, entered);
@@ -207,6 +209,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
 
 /* Go's goready: g's operation was claimed by the caller; g runs again. */
 void goready(goro_g *g) {
+  TRACE_UNBLOCK(g);
   /* acq_rel: publishes the waker's writes (the operation's outcome) to the
   ** G's next step; sees the park commit (pairs with execute's CAS). */
   int old = atomic_exchange_explicit(&g->status, G_RUNNABLE, memory_order_acq_rel);

@@ -179,6 +179,7 @@ int luaopen_goro(lua_State *L) {
     pin_module();
     gstate_init_preemption();
     ldump_init();
+    ldump_trace_env(L);
     static bool atexit_done;
     if (!atexit_done) atexit_done = atexit(shutdown_runtime) == 0;
     xfer_selfcheck(L);

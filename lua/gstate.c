@@ -785,6 +785,7 @@ void gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   if (!goro_self()) refresh_paths(L);
   xbuf *b = xfer_encode_n(L, idx, n, "");
   b->memlimit = memlimit;
+  if (goro_tracing()) goro_trace_name(ldump_fn_site(L, idx));
   int rc = goro_spawn(gstep, b, NULL);
   if (rc != GORO_OK) {
     xbuf_free(b, true);

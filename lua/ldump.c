@@ -69,11 +69,17 @@ static struct {
   int n, lastkind;         /* main thread only */
 } mainw;
 
+static const char *kind_reason(int kind);
+static int64_t mainw_t0; /* main thread: the wait's start, for the trace */
+
 void ldump_main_wait(lua_State *L, int kind, const goro_case *cases, int n) {
   if (!L) {
     atomic_store_explicit(&mainw.kind, 0, memory_order_relaxed);
+    if (mainw_t0) goro_trace_slice(kind_reason(mainw.lastkind), mainw_t0, goro_now());
+    mainw_t0 = 0;
     return;
   }
+  if (goro_tracing()) mainw_t0 = goro_now();
   mainw.cases = cases;
   mainw.n = n;
   mainw.lastkind = kind;
@@ -484,9 +490,59 @@ static int l_dump(lua_State *L) {
   return 1;
 }
 
+/* ------------------------------------------------------------ trace */
+
+const char *ldump_fn_site(lua_State *L, int idx) {
+  lua_Debug ar;
+  lua_pushvalue(L, idx);
+  if (!lua_getinfo(L, ">S", &ar)) return NULL;
+  char buf[LUA_IDSIZE + 24];
+  if (*ar.what == 'C') snprintf(buf, sizeof buf, "[C]");
+  else snprintf(buf, sizeof buf, "%s:%d", ar.short_src, ar.linedefined);
+  for (char *c = buf; *c; c++)
+    if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) *c = '?'; /* JSON-safe */
+  return intern(buf);
+}
+
+static void trace_atexit(void) {
+  if (goro_tracing()) goro_trace_stop();
+}
+
+static int start_trace(lua_State *L, const char *path) {
+  int rc = goro_trace_start(path);
+  if (rc != GORO_OK)
+    return luaL_error(L, "goro: cannot trace to '%s': %s", path,
+                      goro_tracing() ? "a trace is already being written (go.trace_stop() first)"
+                                     : "the file cannot be opened for writing");
+  static bool registered;
+  if (!registered) registered = atexit(trace_atexit) == 0;
+  return 0;
+}
+
+/* go.trace_start(path): the execution trace, Chrome trace-event JSON
+** (Perfetto, chrome://tracing, tools/trace_html.lua). */
+static int l_trace_start(lua_State *L) {
+  start_trace(L, luaL_checkstring(L, 1));
+  return 0;
+}
+
+static int l_trace_stop(lua_State *L) {
+  if (goro_trace_stop() != GORO_OK)
+    return luaL_error(L, "goro: go.trace_stop(): no trace is being written "
+                         "(start one with go.trace_start(path) or GORO_TRACE=path)");
+  return 0;
+}
+
+void ldump_trace_env(lua_State *L) {
+  const char *path = getenv("GORO_TRACE");
+  if (path && *path && !goro_tracing()) start_trace(L, path);
+}
+
 void ldump_open(lua_State *L) {
-  lua_pushcfunction(L, l_dump);
-  lua_setfield(L, -2, "dump");
+  static const luaL_Reg funcs[] = {
+    {"dump", l_dump}, {"trace_start", l_trace_start}, {"trace_stop", l_trace_stop},
+    {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
 }
 
 /* ------------------------------------------------------------ SIGQUIT */

@@ -85,5 +85,9 @@ void ldump_open(lua_State *L);
 /* Where the caller of a goro function stands in user code ("main.lua:4"),
 ** skipping goro's own Lua library: an interned string, never freed. */
 const char *ldump_site(lua_State *L);
+/* The function at idx as "file:line" (where it is defined), interned. */
+const char *ldump_fn_site(lua_State *L, int idx);
+/* GORO_TRACE=path: starts the execution trace (the runtime's start). */
+void ldump_trace_env(lua_State *L);
 
 #endif

@@ -129,6 +129,18 @@ static int l_stats(lua_State *L) {
   SETI("chanops", st.chanops);
   SETI("preemptions", st.preemptions);
   SETI("retakes", st.retakes);
+  goro_pstat ps[GORO_MAXPROCS];
+  int np = goro_pstats(ps, GORO_MAXPROCS);
+  lua_createtable(L, np, 0); /* per P, as GODEBUG=schedtrace's detail */
+  for (int i = 0; i < np; i++) {
+    lua_createtable(L, 0, 4);
+    SETI("runs", ps[i].runs);
+    SETI("steals", ps[i].steals);
+    SETI("handoffs", ps[i].handoffs);
+    SETI("runqueue", ps[i].runqueue);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "p");
   lua_pushliteral(L, LUACOMPAT_RELEASE); /* the Lua release goro was built for */
   lua_setfield(L, -2, "lua");
   lua_pushboolean(L, xfer_protokeys()); /* false: the closure-layout self-check failed */
