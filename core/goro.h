@@ -298,7 +298,9 @@ bool goro_tracing(void);
 /* The function of the next G this thread spawns, for its slices (a string
 ** that outlives the trace). */
 void goro_trace_name(const char *fn);
-/* A slice on the main state's track (its waits), t0..t1 from goro_now. */
+/* The trace's clock (ticks: not ns), and a slice on the main state's track
+** (its waits), t0..t1 from goro_trace_now. */
+int64_t goro_trace_now(void);
 void goro_trace_slice(const char *name, int64_t t0, int64_t t1);
 
 #endif

@@ -75,11 +75,11 @@ static int64_t mainw_t0; /* main thread: the wait's start, for the trace */
 void ldump_main_wait(lua_State *L, int kind, const goro_case *cases, int n) {
   if (!L) {
     atomic_store_explicit(&mainw.kind, 0, memory_order_relaxed);
-    if (mainw_t0) goro_trace_slice(kind_reason(mainw.lastkind), mainw_t0, goro_now());
+    if (mainw_t0) goro_trace_slice(kind_reason(mainw.lastkind), mainw_t0, goro_trace_now());
     mainw_t0 = 0;
     return;
   }
-  if (goro_tracing()) mainw_t0 = goro_now();
+  if (goro_tracing()) mainw_t0 = goro_trace_now();
   mainw.cases = cases;
   mainw.n = n;
   mainw.lastkind = kind;
