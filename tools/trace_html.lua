@@ -2,7 +2,8 @@
 -- one self-contained HTML file with an SVG timeline: the goroutines on the
 -- Ps over time (coloured by goroutine), then one row per goroutine with its
 -- running, runnable and blocked stretches (hover for the reason), a legend
--- and an axis in ms. Plain Lua 5.4; nothing is fetched from anywhere.
+-- and an axis in ms. Plain Lua 5.4; nothing is fetched from anywhere. Exits
+-- 1 (after drawing) when the trace fails tools/tracejson.lua's checks.
 --
 --   lua5.4 tools/trace_html.lua out.json [out.html]
 local here = (arg and arg[0] or ""):match("^(.*)/") or "."
@@ -15,6 +16,8 @@ if not inpath then
 end
 outpath = outpath or inpath:gsub("%.json$", "") .. ".html"
 local trace = T.read(inpath)
+local problems = T.check(trace)
+for _, m in ipairs(problems) do io.stderr:write("trace_html: ", m, "\n") end
 local ev = trace.traceEvents
 
 -- tracks and their names
@@ -70,7 +73,7 @@ local function colour(g, light)
   return ("hsl(%.0f,%d%%,%d%%)"):format(h, light and 70 or 62, light and 86 or 52)
 end
 
-local W, LEFT, RIGHT, ROW, GAP = 1320, 150, 20, 26, 4
+local W, LEFT, RIGHT, ROW, GAP = 1320, 210, 20, 30, 4
 local plotw = W - LEFT - RIGHT
 local function x(ts) return LEFT + (ts - t0) / (t1 - t0) * plotw end
 local function esc(s) return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;")) end
@@ -113,9 +116,15 @@ local function flushrect(tid)
   if not r then return end
   local x1, x2 = x(r.ts), x(r.te)
   local g = r.g
-  s('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s" class="run"><title>%s%s, %.3f ms%s</title></rect>',
-    x1, rowof[tid] + 2, math.max(x2 - x1, 0.8), ROW - 4, colour(g), g and g > 0 and ("G" .. g .. " ") or "",
-    esc(r.fn or r.name), ms(r.te - r.ts), r.n > 1 and (" (" .. r.n .. " runs)") or "")
+  if not g then -- the main state's waits
+    s('<rect x="%.2f" y="%d" width="%.2f" height="%d" class="blocked"><title>main state waits: %s, %.3f ms%s</title></rect>',
+      x1, rowof[tid] + 6, math.max(x2 - x1, 0.8), ROW - 12, esc(r.name), ms(r.te - r.ts),
+      r.n > 1 and (" (" .. r.n .. " waits)") or "")
+  else
+    s('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s" class="run"><title>G%d %s, %.3f ms%s</title></rect>',
+      x1, rowof[tid] + 2, math.max(x2 - x1, 0.8), ROW - 4, colour(g), g, esc(r.fn or r.name),
+      ms(r.te - r.ts), r.n > 1 and (" (" .. r.n .. " runs)") or "")
+  end
   last[tid] = nil
 end
 local px = (t1 - t0) / plotw
@@ -136,7 +145,7 @@ axis(ytop - 4, y - GAP)
 y = y + 56
 s('<text x="%d" y="%d" class="h">Goroutines over time</text>', 12, y - 36)
 local ytop2 = y
-local GROW = 18
+local GROW = math.max(14, math.min(30, 300 // math.max(#shown, 1)))
 for _, id in ipairs(shown) do
   local g = gs[id]
   s('<text x="%d" y="%d" class="lbl">G%d %s</text>', LEFT - 10, y + GROW / 2 + 4, id, esc((gfn[id] or ""):gsub("^.*/", "")))
@@ -162,8 +171,14 @@ for _, id in ipairs(shown) do
         x(from), y + 3, math.max(x(r.ts) - x(from), 0.5), GROW - 6, colour(id, true), id, ms(r.ts - from))
     end
   end
-  if g.spawn then runnable(g.spawn) end
-  for _, u in ipairs(g.unblocks) do runnable(u.ts) end
+  local from = {}
+  if g.spawn then from[#from + 1] = g.spawn end
+  for _, u in ipairs(g.unblocks) do from[#from + 1] = u.ts end
+  for _, r in ipairs(g.runs) do -- preempted or yielded: runnable again at once
+    if r.args["end"] == "yielded" then from[#from + 1] = r.ts + r.dur + 1e-6 end
+  end
+  table.sort(from)
+  for _, t in ipairs(from) do runnable(t) end
   local lastx = -1
   for _, r in ipairs(g.runs) do
     local x1, x2 = x(r.ts), x(r.ts + r.dur)
@@ -194,13 +209,16 @@ key(colour(shown[1] or 1, true), nil, "runnable (waiting for a P)")
 key(nil, "blocked", "blocked (channel, select, sleep, lock)")
 y = y + 24
 lx = LEFT
-local fns, seen = {}, {}
+local fns, ids = {}, {}
 for _, id in ipairs(shown) do
   local f = gfn[id] or "?"
-  if not seen[f] then seen[f] = id; fns[#fns + 1] = f end
+  if not ids[f] then ids[f] = {}; fns[#fns + 1] = f end
+  table.insert(ids[f], "G" .. id)
 end
 for i = 1, math.min(#fns, 6) do
-  key(colour(seen[fns[i]]), nil, ("G%d… %s"):format(seen[fns[i]], fns[i]:gsub("^.*/", "")))
+  local l = ids[fns[i]]
+  key(colour(tonumber(l[1]:sub(2))), nil, ("%s (%s)"):format(fns[i]:gsub("^.*/", ""),
+    #l > 4 and (l[1] .. "…" .. l[#l]) or table.concat(l, ", ")))
 end
 y = y + 30
 
@@ -225,3 +243,4 @@ local f = assert(io.open(outpath, "w"))
 f:write(table.concat(out))
 f:close()
 print(("trace_html: %s (%d runs, %d goroutines, %.1f ms)"):format(outpath, #slices, #glist, span))
+if #problems > 0 then os.exit(1) end -- drawn anyway, but the trace is not consistent
