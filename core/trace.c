@@ -135,7 +135,10 @@ static FILE *tspool;       /* tlock: raw records until stop */
 static int64_t tstart;     /* ns at start (tlock; read by writers under it) */
 static bool tseen[GORO_MAXPROCS + 1]; /* tlock: P tracks used */
 static int tmseen[64], ntmseen;         /* tlock: M tracks used (first 64) */
-static _Thread_local tbuf *mybuf;
+/* initial-exec: no __tls_get_addr call on the hot path when the core is
+** linked into a shared module (a few bytes of the static TLS surplus) */
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+static _Thread_local TLS_IE tbuf *mybuf;
 static pthread_key_t tkey;
 static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 
@@ -144,7 +147,7 @@ static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 #define TID_OTHER 902 /* timer thread, other outside threads */
 #define TID_M 1000
 
-static pthread_t tmain; /* the thread that started the trace: the main state's */
+static _Thread_local TLS_IE bool tls_tracemain; /* this thread started a trace: the main state's */
 
 static void tbuf_release(void *b) {
   pthread_mutex_lock(&tlock);
@@ -236,7 +239,7 @@ static void emit(const trec *r) {
 /* The track of the calling thread. */
 static int mytid(void) {
   M *m = tls_m;
-  if (!m) return pthread_equal(pthread_self(), tmain) ? TID_MAIN : TID_OTHER;
+  if (!m) return tls_tracemain ? TID_MAIN : TID_OTHER;
   return m->p ? m->p->id + 1 : TID_M + m->id;
 }
 
@@ -247,7 +250,7 @@ static uint64_t curgid(void) {
 
 /* ------------------------------------------------------------ hooks */
 
-static _Thread_local struct { int64_t t0; P *p; uint32_t tick; } run;
+static _Thread_local TLS_IE struct { int64_t t0; P *p; uint32_t tick; } run;
 
 void trace_run_begin(M *m, P *p, goro_g *g) {
   run.p = p;
@@ -287,7 +290,7 @@ void trace_spawn(goro_g *g) {
 void trace_stat(int kind) {
   if (kind == STAT_spawned || kind == STAT_chanops) return; /* spawn has its own event */
   trec r = {.ts = tnow(), .by = curgid(), .type = EV_STAT, .arg = kind,
-            .tid = tls_m || pthread_equal(pthread_self(), tmain) ? mytid() : TID_SYSMON};
+            .tid = tls_m || tls_tracemain ? mytid() : TID_SYSMON};
   emit(&r);
 }
 
@@ -330,7 +333,7 @@ int goro_trace_start(const char *path) {
   setvbuf(spool, NULL, _IOFBF, 1 << 20);
   tfile = f;
   tspool = spool;
-  tmain = pthread_self();
+  if (!tls_m) tls_tracemain = true;
   tstart = tick0 = tnow();
   ns0 = goro_now();
   memset(tseen, 0, sizeof tseen);

@@ -90,11 +90,9 @@ end
 function test_deadlocking_program_still_writes_a_whole_trace()
   local trace, rc, err = traced([[
 local go = require "goro"
-local a = go.chan()
-go(function() a:send(1); a:send(2) end)
-a:recv()
-a:recv()
-a:recv()
+local a, b = go.chan(), go.chan()
+go(function() a:send(1) end) -- nobody receives: it blocks for good
+b:recv()
 ]])
   lu.assertEquals(rc, 1)
   lu.assertStrContains(err, "deadlock!")
@@ -117,6 +115,40 @@ function test_trace_start_and_stop_from_lua()
   lu.assertEquals(T.check(trace), {})
   lu.assertTrue(count(trace, named("i", "spawn")) == 1)
   lu.assertErrorMsgContains("cannot be opened", go.trace_start, "/nonexistent-dir/x.json")
+end
+
+function test_stats_give_per_p_runs_steals_handoffs_and_run_queue()
+  local before = go.stats()
+  lu.assertEquals(#before.p, go.gomaxprocs())
+  local wg = go.waitgroup()
+  for _ = 1, 50 do
+    wg:add(1)
+    go(function() go.blocking(function() end); wg:done() end)
+  end
+  wg:wait()
+  local st = go.stats()
+  local runs, handoffs = 0, 0
+  for i, p in ipairs(st.p) do
+    lu.assertEquals(math.type(p.runs), "integer")
+    lu.assertTrue(p.steals >= before.p[i].steals)
+    lu.assertTrue(p.runqueue >= 0)
+    runs = runs + p.runs - before.p[i].runs
+    handoffs = handoffs + p.handoffs - before.p[i].handoffs
+  end
+  lu.assertTrue(runs >= 50, "runs: " .. runs)
+  lu.assertTrue(handoffs >= 50, "handoffs: " .. handoffs) -- every go.blocking hands its P off
+end
+
+function test_pool_total_is_checked_and_the_pool_runs_with_it()
+  lu.assertErrorMsgContains("pool total must be an integer >= 0", go.pool,
+    {fn = function(x) return x end, total = -1})
+  local p = go.pool{fn = function(x) return x * 2 end, workers = 2, total = 10}
+  for i = 1, 10 do p:submit(i) end
+  p:close()
+  local vals = p:wait()
+  local sum = 0
+  for _, v in pairs(vals) do sum = sum + v end
+  lu.assertEquals(sum, 110)
 end
 
 os.exit(lu.LuaUnit.run())

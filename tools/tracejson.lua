@@ -33,15 +33,26 @@ function T.decode(s)
     end
     return table.concat(out)
   end
+  -- the items of an object or array up to `close`, after its opening bracket
+  local function seq(close, item)
+    ws()
+    if s:sub(pos, pos) == close then pos = pos + 1; return end
+    while true do
+      item()
+      ws()
+      local d = s:sub(pos, pos)
+      pos = pos + 1
+      if d == close then return end
+      if d ~= "," then fail("expected ',' or '" .. close .. "'") end
+    end
+  end
   function value()
     ws()
     local c = s:sub(pos, pos)
     if c == "{" then
       local t = {}
       pos = pos + 1
-      ws()
-      if s:sub(pos, pos) == "}" then pos = pos + 1; return t end
-      while true do
+      seq("}", function()
         ws()
         if s:sub(pos, pos) ~= '"' then fail("expected a key") end
         local k = str()
@@ -49,25 +60,13 @@ function T.decode(s)
         if s:sub(pos, pos) ~= ":" then fail("expected ':'") end
         pos = pos + 1
         t[k] = value()
-        ws()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == "}" then return t end
-        if d ~= "," then fail("expected ',' or '}'") end
-      end
+      end)
+      return t
     elseif c == "[" then
       local t = {}
       pos = pos + 1
-      ws()
-      if s:sub(pos, pos) == "]" then pos = pos + 1; return t end
-      while true do
-        t[#t + 1] = value()
-        ws()
-        local d = s:sub(pos, pos)
-        pos = pos + 1
-        if d == "]" then return t end
-        if d ~= "," then fail("expected ',' or ']'") end
-      end
+      seq("]", function() t[#t + 1] = value() end)
+      return t
     elseif c == '"' then
       return str()
     elseif s:find("^true", pos) then pos = pos + 4; return true

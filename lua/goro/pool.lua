@@ -192,6 +192,7 @@ function M.pool(opts)
   end
   local workers = checkint(opts.workers or go.gomaxprocs(), "pool workers", 1, 2)
   local buffer = checkint(opts.buffer or workers, "pool buffer", 0, 2)
+  local total = opts.total and checkint(opts.total, "pool total", 0, 2)
   local si, sn = 1, 1
   if opts.shard then si, sn = shard.from_env(2) end
   local p = setmetatable({kind = "pool", jobs = go.chan(buffer), res = go.chan(64),
@@ -203,7 +204,6 @@ function M.pool(opts)
   end
   local out = go.chan(workers)
   for _ = 1, workers do go(worker, p.jobs, out, fn, opts.ctx) end
-  local total = opts.total and checkint(opts.total, "pool total", 0, 2)
   if total and sn > 1 then total = total >= si and (total - si) // sn + 1 or 0 end -- this task's share
   go(relay, out, p.res, workers, opts.ordered and true or false, p.cnt, p.jobs, si, sn, total)
   return p
