@@ -117,6 +117,8 @@ typedef struct trec {
   uint64_t g, by;        /* the G concerned; who did it (0: main/timer) */
   const char *name;      /* function, reason, or stat name (static / interned) */
   int type, tid, arg;
+  int64_t bts;           /* EV_RUN that parked: when it blocked ... */
+  const char *reason;    /* ... and on what (one record for both: one emit less) */
 } trec;
 
 #define TBUF_RECS 2048
@@ -193,6 +195,11 @@ static void write_rec(const trec *r) {
                    "\"end\":\"%s\"}}",
             (unsigned long long)r->g, r->name ? r->name : "", r->tid, ts, dur,
             (unsigned long long)r->g, r->name ? r->name : "?", end_names[r->arg % 3]);
+    if (r->reason)
+      fprintf(tfile, ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"goroutine\",\"name\":\"block\","
+                     "\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"args\":{\"g\":%llu,\"by\":0,"
+                     "\"reason\":\"%s\"}}", r->tid, (double)(r->bts - tstart) * tick_ns / 1e3,
+              (unsigned long long)r->g, r->reason);
     break;
   case EV_SLICE:
     fprintf(tfile, ",\n{\"ph\":\"X\",\"cat\":\"main\",\"name\":\"%s\",\"pid\":1,\"tid\":%d,"
@@ -250,10 +257,19 @@ static uint64_t curgid(void) {
 
 /* ------------------------------------------------------------ hooks */
 
-static _Thread_local TLS_IE struct { int64_t t0; P *p; uint32_t tick; } run;
+/* The step this thread runs: its start, its P, and its block (if it parks) */
+static _Thread_local TLS_IE struct {
+  int64_t t0, bts;
+  P *p;
+  goro_g *g;
+  const char *reason;
+  uint32_t tick;
+} run;
 
 void trace_run_begin(M *m, P *p, goro_g *g) {
   run.p = p;
+  run.g = g;
+  run.reason = NULL;
   run.tick = atomic_load_explicit(&p->tick, memory_order_relaxed);
   run.t0 = tnow();
 }
@@ -261,7 +277,7 @@ void trace_run_begin(M *m, P *p, goro_g *g) {
 void trace_run_end(M *m, P *p, goro_g *g, int result) {
   if (!run.p) return; /* tracing began during the step */
   trec r = {.ts = run.t0, .dur = tnow() - run.t0, .g = g->id, .name = g->tname,
-            .type = EV_RUN, .arg = result};
+            .type = EV_RUN, .arg = result, .bts = run.bts, .reason = run.reason};
   /* the P stayed ours the whole step (no handoff, no retake, no syscall) */
   bool kept = p == run.p && atomic_load_explicit(&p->tick, memory_order_relaxed) == run.tick;
   r.tid = kept ? p->id + 1 : TID_M + m->id;
@@ -270,9 +286,14 @@ void trace_run_end(M *m, P *p, goro_g *g, int result) {
 }
 
 void trace_block(goro_g *g, int n, int dir) {
-  trec r = {.ts = tnow(), .g = g->id, .type = EV_BLOCK, .tid = mytid(),
-            .name = n == 0 ? "sleep" : n > 1 ? "select" : dir == GORO_SEND ? "chan send"
-                                                                         : "chan receive"};
+  const char *why = n == 0 ? "sleep" : n > 1 ? "select" : dir == GORO_SEND ? "chan send"
+                                                                           : "chan receive";
+  if (run.p && run.g == g) { /* written with the step's slice */
+    run.bts = tnow();
+    run.reason = why;
+    return;
+  }
+  trec r = {.ts = tnow(), .g = g->id, .type = EV_BLOCK, .tid = mytid(), .name = why};
   emit(&r);
 }
 
