@@ -22,6 +22,7 @@ struct goro_chan {
   _Atomic bool closed;    /* written under lock; read anywhere as a hint */
   waitq recvq, sendq;     /* lock */
   void (*drop)(void *elem);
+  const char *label;      /* where it was made (goro_chan_set_label); set before it is shared */
   unsigned char buf[];    /* cap * elemsize */
 };
 

@@ -193,6 +193,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   g->schedlink = NULL;
   g->nopark = 0;
   g->op.pending = false;
+  g->tname = TRACING() ? trace_take_name() : NULL;
   /* relaxed: goro_wake_parked reads it under allg's lock, racing */
   atomic_store_explicit(&g->id, atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1,
                         memory_order_relaxed);
@@ -204,6 +205,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
   if (out) *out = g;
   tls_spawned = atomic_load_explicit(&g->id, memory_order_relaxed); /* g may run,
                                           ** end and be reused once queued */
+  TRACE_SPAWN(g);
   if (p) runqput(p, g, true);
   else globrunq_add(g);
   p_leave(m, entered);
@@ -213,6 +215,7 @@ int goro_spawn(goro_step_fn fn, void *ud, goro_g **out) {
 
 /* Go's goready: g's operation was claimed by the caller; g runs again. */
 void goready(goro_g *g) {
+  TRACE_UNBLOCK(g);
   /* acq_rel: publishes the waker's writes (the operation's outcome) to the
   ** G's next step; sees the park commit (pairs with execute's CAS). */
   int old = atomic_exchange_explicit(&g->status, G_RUNNABLE, memory_order_acq_rel);

@@ -280,4 +280,41 @@ void goro_get_stats(goro_stats *st);
 /* Run-queue length of each P (up to n) into lens; returns GOMAXPROCS. */
 int goro_runq_lens(int *lens, int n);
 
+/* ---------------------------------------------------------------- introspection (trace.c) */
+
+/* A channel's label (where it was made, for goroutine dumps): a string that
+** outlives the channel (interned), set before the channel is shared. */
+void goro_chan_set_label(goro_chan *c, const char *label);
+const char *goro_chan_label(goro_chan *c);
+/* g's status as Go's dump words it: "runnable", "running", "waiting",
+** "syscall", "dead", "idle". */
+const char *goro_g_state(goro_g *g);
+/* The channels g's parked operation waits on, up to max, with their
+** directions (GORO_SEND/GORO_RECV); 0 when none (a sleep, not parked).
+** Only where g's step cannot run meanwhile (the binding holds it). */
+int goro_g_waitchans(goro_g *g, goro_chan **chans, int *dirs, int max);
+
+/* Per-P figures: runs (schedules, plus its short syscalls), steals (Gs this
+** P stole), handoffs (blocking calls made on it that handed it off), the
+** local run queue's length. Fills up to n; returns how many (GOMAXPROCS). */
+typedef struct goro_pstat {
+  int64_t runs, steals, handoffs;
+  int runqueue;
+} goro_pstat;
+int goro_pstats(goro_pstat *out, int n);
+
+/* The execution trace (trace.c): Chrome trace-event JSON written to path
+** until goro_trace_stop. GORO_EINVAL: already tracing / cannot open the
+** file (start), not tracing (stop). */
+int goro_trace_start(const char *path);
+int goro_trace_stop(void);
+bool goro_tracing(void);
+/* The function of the next G this thread spawns, for its slices (a string
+** that outlives the trace). */
+void goro_trace_name(const char *fn);
+/* The trace's clock (ticks: not ns), and a slice on the main state's track
+** (its waits), t0..t1 from goro_trace_now. */
+int64_t goro_trace_now(void);
+void goro_trace_slice(const char *name, int64_t t0, int64_t t1);
+
 #endif

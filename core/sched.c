@@ -352,6 +352,7 @@ static goro_step execute(M *m, goro_g *g) {
   /* release: sysmon's acquire loads see a consistent M/G pair. */
   atomic_store_explicit(&p->curm, m, memory_order_release);
   atomic_store_explicit(&p->curg, g, memory_order_release);
+  TRACE_RUN_BEGIN(m, p, g);
   /* from here the P may be published and retaken (retake_running) */
   if (EAGER_PUBLISH) p_publish(m);
   /* seq_cst signal fence: the handler (same thread) sees the P set up
@@ -362,6 +363,7 @@ static goro_step execute(M *m, goro_g *g) {
   /* a blocking call may have come back on another P, or sysmon may have
   ** retaken it (p NULL: the G goes on without one) */
   p_enter(m, &p);
+  TRACE_RUN_END(m, p, g, r);
   /* release: as the curg store above (sysmon sees the P free). */
   if (p) atomic_store_explicit(&p->curg, NULL, memory_order_release);
   m->curg = NULL;

@@ -23,6 +23,7 @@
 
 #include "goro.h"
 #include "lock.h"
+#include "trace.h"
 
 #define RUNQ_SIZE 256 /* local run queue slots (a power of two) */
 #define SCHED_FAIRNESS 61 /* every 61st tick a P looks at the global queue first */
@@ -98,6 +99,7 @@ struct goro_g {
   sudog *sgheap;    /* larger selects: malloc'd, freed at finish */
   int nopark;       /* >0: operations block the M instead of parking */
   size_t allgidx;   /* position in g.c's allg: its lock */
+  const char *tname; /* trace: its function (goro_trace_name), set at spawn */
 };
 
 /* P status: the state machine, and who may move a P along it, is in
@@ -225,7 +227,8 @@ typedef struct counters_t {
       chanops, preempt, retake;
 } counters_t;
 extern counters_t counters;
-#define STAT_ADD(c, n) atomic_fetch_add_explicit(&counters.c, (n), memory_order_relaxed)
+#define STAT_ADD(c, n) \
+  (atomic_fetch_add_explicit(&counters.c, (n), memory_order_relaxed), stat_hook(STAT_##c))
 
 /* Per-thread: the M this thread is (NULL outside). */
 extern _Thread_local M *tls_m;

@@ -203,6 +203,7 @@ int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
   op->n = nn;
   op->timer = NULL;
   op->extnext = NULL;
+  if (parkg) TRACE_BLOCK(g, nn, nn ? sgs[0].dir : 0); /* before a waker can dequeue */
   for (int i = 0; i < nn; i++) {
     sgs[i].op = op;
     waitq_enqueue(sgs[i].c, &sgs[i]);

@@ -220,6 +220,8 @@ int luaopen_goro(lua_State *L) {
     goro_set_stuck_hook(on_stuck);
     pin_module();
     gstate_init_preemption();
+    ldump_init();
+    ldump_trace_env(L);
     static bool atexit_done;
     if (!atexit_done) atexit_done = atexit(shutdown_runtime) == 0;
     xfer_selfcheck(L);
@@ -299,6 +301,7 @@ int luaopen_goro(lua_State *L) {
   latomic_open(L);
   lsmap_open(L);
   lcontext_open(L);
+  ldump_open(L);
   lua_pushliteral(L, "0.1.0"), lua_setfield(L, -2, "_VERSION"); /* = rockspecs/, CHANGELOG.md */
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, module_call);

@@ -522,6 +522,7 @@ static gstate *gstate_new(void) {
   ** (lua_resume accepts any thread at base level): a separate coroutine
   ** would cost ~1 KB per goroutine. */
   s->co = L;
+  gwatch_add(&s->watch, L);
   return s;
 }
 
@@ -529,6 +530,7 @@ static gstate *gstate_new(void) {
 ** with (after park_reap): with the elements it still owns. */
 static void gstate_free(gstate *s) {
   if (!s) return;
+  gwatch_remove(&s->watch);
   park_free(s->park);
   lua_close(s->L);
   xfer_free_protos(&s->protos);
@@ -686,7 +688,9 @@ static goro_step gstep(goro_g *g, void *ud) {
   int nres;
   tls_running = s->co;
   if (cancel_running(goro_id(g))) arm(s->co, 1); /* go.cancel: raise at once */
+  gwatch_enter(&s->watch, g);
   int st = lua_resume(s->co, NULL, s->nargs, &nres);
+  gwatch_leave(&s->watch, st != LUA_YIELD ? -1 : s->park->parking ? s->park->kind : 0);
   cancel_running(0);
   tls_running = NULL;
   disarm();
@@ -777,6 +781,7 @@ uint64_t gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   b->memlimit = memlimit;
   ghost_ref(owner);
   b->owner = owner;
+  if (goro_tracing()) goro_trace_name(ldump_fn_site(L, idx));
   int rc = goro_spawn(gstep, b, NULL);
   if (rc != GORO_OK) {
     spawnmsg_free(b);

@@ -8,6 +8,7 @@
 #define GORO_GSTATE_H
 
 #include "goro_lua.h"
+#include "ldump.h"
 
 /* ---------------------------------------------------------- hosts
 ** A host is a state that required goro outside any goroutine (the main
@@ -52,6 +53,7 @@ typedef struct gstate {
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
   ghost *owner;       /* the host of the goroutine it runs, one reference */
+  gwatch watch;       /* what goroutine dumps see of it (ldump.h) */
 } gstate;
 
 /* s->preempted of a yield that ends the goroutine (go.exit, lruntime.c):

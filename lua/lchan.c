@@ -68,6 +68,7 @@ static int l_chan(lua_State *L) {
                       (LUAI_UACINT)cap, 1 << 24);
   goro_chan *c = goro_chan_new(sizeof(xval), (size_t)cap, xfer_drop_val);
   if (!c) return luaL_error(L, "goro: cannot create a channel of capacity %d", (int)cap);
+  goro_chan_set_label(c, ldump_site(L));
   gobj_push(L, &lchan_wrap(L, c)->h);
   return 1;
 }

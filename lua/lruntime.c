@@ -122,12 +122,15 @@ static int l_wait(lua_State *L) {
                          "state (inside a goroutine, use a waitgroup)");
   errq_raise(L);
   int rc;
+  ldump_main_wait(L, LDUMP_WAITALL, NULL, 0);
   while ((rc = goro_wait_all(GORO_FOREVER)) == GORO_EINTR) errq_interrupted(L);
+  ldump_main_wait(NULL, 0, NULL, 0);
   if (rc == GORO_OK) cancel_clear(); /* no goroutine left to cancel */
   if (rc == GORO_EDEADLOCK) {
-    lua_pushfstring(L, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
-                       "goroutines are blocked forever)", (int)goro_numgoroutine());
-    return lua_error(L);
+    char msg[128];
+    snprintf(msg, sizeof msg, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
+             "goroutines are blocked forever; each one's wait follows)", (int)goro_numgoroutine());
+    return ldump_deadlock(L, msg);
   }
   errq_raise(L);
   return 0;
@@ -157,6 +160,18 @@ static int l_stats(lua_State *L) {
   SETI("chanops", st.chanops);
   SETI("preemptions", st.preemptions);
   SETI("retakes", st.retakes);
+  goro_pstat ps[GORO_MAXPROCS];
+  int np = goro_pstats(ps, GORO_MAXPROCS);
+  lua_createtable(L, np, 0); /* per P, as GODEBUG=schedtrace's detail */
+  for (int i = 0; i < np; i++) {
+    lua_createtable(L, 0, 4);
+    SETI("runs", ps[i].runs);
+    SETI("steals", ps[i].steals);
+    SETI("handoffs", ps[i].handoffs);
+    SETI("runqueue", ps[i].runqueue);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "p");
   lua_pushliteral(L, LUACOMPAT_RELEASE); /* the Lua release goro was built for */
   lua_setfield(L, -2, "lua");
   lua_pushboolean(L, xfer_protokeys()); /* false: the closure-layout self-check failed */

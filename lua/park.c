@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "errors.h"
+#include "ldump.h"
 #include "park.h"
 
 parked *park_new(void) { return calloc(1, sizeof(parked)); }
@@ -65,8 +66,8 @@ static int results(lua_State *L, int kind, int rc, int idx, bool ok, xval *vals,
   if (rc == GORO_EDEADLOCK || rc == GORO_EINTR) {
     for (int i = 0; i < n; i++) xfer_drop_val(&vals[i]);
     if (rc == GORO_EDEADLOCK)
-      return luaL_error(L, "goro: all goroutines are asleep - deadlock! "
-                           "(the main state waits on something no goroutine can ever do)");
+      return ldump_deadlock(L, "goro: all goroutines are asleep - deadlock! "
+                               "(the main state waits on something no goroutine can ever do)");
     errq_raise(L);
     return luaL_error(L, "goro: wait interrupted");
   }
@@ -163,9 +164,11 @@ int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, i
     }
   } else {
     int old = p ? goro_nopark(1) : 0;
+    if (!p) ldump_main_wait(L, kind, cases, n);
     while ((rc = start(kind, cases, n, deadline, &idx, &ok)) == GORO_EINTR && !p)
       errq_interrupted(L); /* raises the error that interrupted main, if any */
     if (p) goro_nopark(old);
+    else ldump_main_wait(NULL, 0, NULL, 0);
   }
   if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
   return results(L, kind, rc, idx, ok, vals, n, cases);

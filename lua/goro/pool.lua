@@ -100,6 +100,8 @@ local function worker(jobs, out, fn, ctx)
 end
 
 -- Progress display on stderr: a bar, the count, the rate and an ETA.
+-- total: the jobs submitted so far, or the pool's known total (closed is
+-- then true: the count is final, so the bar and the ETA mean something).
 local function draw(t0, done, total, closed, final)
   local el = go.now() - t0
   local rate = el > 0 and done / el or 0
@@ -119,7 +121,8 @@ end
 -- reads p.res; closes p.res after the last worker left and the last result
 -- was taken.
 -- Under shard = true, the indices this task runs are first, first + step, ...
-local function relay(out, res, workers, ordered, cnt, jobs, first, step)
+-- total: the number of jobs, when known (go.pool{total = n}, go.map).
+local function relay(out, res, workers, ordered, cnt, jobs, first, step, total)
   local q, qh, qt = {}, 1, 0
   local nexti = first
   local live, done = workers, 0
@@ -150,7 +153,8 @@ local function relay(out, res, workers, ordered, cnt, jobs, first, step)
           last = go.now()
           local n = cnt:recv()
           cnt:send(n)
-          draw(t0, done, n, jobs:closed(), false)
+          if total then draw(t0, done, math.max(total, n), true, false)
+          else draw(t0, done, n, jobs:closed(), false) end
         end
       end
     elseif ordered then
@@ -175,13 +179,15 @@ local function stderr_is_tty()
   return os.execute("test -t 2") == true
 end
 
--- go.pool{fn = f, workers = n, buffer = b, ordered = bool, progress = bool,
+-- go.pool{fn = f, workers = n, buffer = b, ordered = bool, progress = bool, total = n,
 -- ctx = ctx} -> p. Starts n workers (default: go.gomaxprocs()) that call
 -- f(job, i) for each submitted job; f returns the job's value, or nil and
 -- an error. buffer (default n) is the number of jobs that may wait for a
 -- worker before submit blocks. ordered: results() and wait() hand results
 -- over in submission order (else as they finish). progress: draw a
--- progress bar on stderr when stderr is a terminal. ctx: once it is done,
+-- progress bar on stderr when stderr is a terminal; total: how many jobs
+-- will be submitted, so the bar and its ETA are right from the start (else
+-- the bar counts what was submitted so far; go.map passes its own). ctx: once it is done,
 -- jobs not yet started are not run and get ctx:err() as their error.
 -- shard: this task of n (go.shard's environment) runs only the jobs whose
 -- index is its own (i, i + n, ...); submit still numbers every job and
@@ -198,6 +204,7 @@ function M.pool(opts)
   end
   local workers = checkint(opts.workers or go.gomaxprocs(), "pool workers", 1, 2)
   local buffer = checkint(opts.buffer or workers, "pool buffer", 0, 2)
+  local total = opts.total and checkint(opts.total, "pool total", 0, 2)
   local si, sn = 1, 1
   if opts.shard then si, sn = shard.from_env(2) end
   local p = setmetatable({kind = "pool", jobs = go.chan(buffer), res = go.chan(64),
@@ -209,7 +216,8 @@ function M.pool(opts)
   end
   local out = go.chan(workers)
   for _ = 1, workers do go(worker, p.jobs, out, fn, opts.ctx) end
-  go(relay, out, p.res, workers, opts.ordered and true or false, p.cnt, p.jobs, si, sn)
+  if total and sn > 1 then total = total >= si and (total - si) // sn + 1 or 0 end -- this task's share
+  go(relay, out, p.res, workers, opts.ordered and true or false, p.cnt, p.jobs, si, sn, total)
   return p
 end
 
@@ -323,7 +331,7 @@ function M.map(items, fn, opts)
   local chunk = opts.chunk or math.max(1, math.min(64, n // (workers * 16)))
   checkint(chunk, "map chunk", 1, 2)
   local p = M.pool{workers = math.min(workers, (n + chunk - 1) // chunk),
-    progress = opts.progress, ctx = opts.ctx,
+    progress = opts.progress, ctx = opts.ctx, total = (n + chunk - 1) // chunk,
     fn = function(c) return mapchunk(fn, c) end}
   for base = 0, n - 1, chunk do
     local c = {base = base, n = math.min(chunk, n - base)}
