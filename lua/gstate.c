@@ -29,8 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "errors.h"
+#include "galloc.h"
 #include "gstate.h"
 #include "park.h"
 
@@ -491,16 +493,19 @@ static int lazy_string_index(lua_State *L) {
   return 1;
 }
 
+/* Every block of a goroutine state comes from galloc.c (mimalloc's
+** per-thread heaps where built with it): the state may be freed on another
+** M than the one that made it. */
 static void *gstate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   gstate *s = ud;
   if (nsize == 0) {
     if (ptr) s->mem -= osize;
-    free(ptr);
+    galloc_free(ptr);
     return NULL;
   }
   size_t old = ptr ? osize : 0;
   if (s->memlimit && nsize > old && s->mem + (nsize - old) > s->memlimit) return NULL;
-  void *p = realloc(ptr, nsize);
+  void *p = galloc_realloc(ptr, nsize);
   if (p) s->mem += nsize - old;
   return p;
 }
@@ -512,7 +517,10 @@ static int panic(lua_State *L) {
   abort();
 }
 
+static pthread_once_t alloconce = PTHREAD_ONCE_INIT;
+
 static gstate *gstate_new(void) {
+  pthread_once(&alloconce, galloc_init);
   gstate *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->park = park_new();
@@ -587,12 +595,15 @@ static int boot(lua_State *L) {
   return boot_k(L, LUA_OK, 0);
 }
 
+/* What a finished goroutine leaves goes: its stack (arguments, results),
+** its globals, its entry closure's upvalues, the closures it sent. */
 static void scrub(gstate *s) {
   lua_State *L = s->L;
   s->memlimit = 0;
   lua_settop(s->co, 0);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
+  xfer_scrub_state(L);
   s->g = NULL;
   s->preempted = s->chain_ok = 0;
   park_end(s->park);
@@ -643,17 +654,37 @@ static void apply_paths(gstate *s) {
 #if !defined(GSTATE_POOL_MAX)
 #define GSTATE_POOL_MAX 256 /* idle states kept per thread */
 #endif
+#if !defined(GSTATE_POOL_TOTAL)
+#define GSTATE_POOL_TOTAL 2048 /* idle states kept by all threads */
+#endif
+#if !defined(GSTATE_KEEP_MAX)
+#define GSTATE_KEEP_MAX (256 * 1024) /* a bigger state is closed, not pooled */
+#endif
+#if !defined(GSTATE_GC_MIN)
+#define GSTATE_GC_MIN (16 * 1024) /* a goroutine that grew its state more is collected */
+#endif
+#if !defined(GSTATE_RELEASE_BIG)
+#define GSTATE_RELEASE_BIG (4 * 1024 * 1024) /* closing a bigger one releases at once */
+#endif
+#define POOL_IDLE_NS 1000000000LL /* a pool's states unused this long are closed */
 
 typedef struct gpool {
   int n;
+  int low;            /* the fewest states it held since the last trim */
+  unsigned puts;      /* the clock is read every 64th put */
+  long long trimmed;  /* CLOCK_MONOTONIC_COARSE of the last trim, ns */
   gstate *s[GSTATE_POOL_MAX];
 } gpool;
+
+/* idle states in every pool: relaxed, a bound, not a synchronization */
+static _Atomic int pooled;
 
 static pthread_key_t poolkey;
 static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
 
 static void pool_destroy(void *p) {
   gpool *pool = p;
+  atomic_fetch_sub_explicit(&pooled, pool->n, memory_order_relaxed);
   while (pool->n > 0) gstate_free(pool->s[--pool->n]);
   free(pool);
 }
@@ -669,14 +700,54 @@ static gpool *mypool(void) {
 
 static gstate *pool_get(void) {
   gpool *pool = mypool();
-  if (pool && pool->n > 0) return pool->s[--pool->n];
+  if (pool && pool->n > 0) {
+    if (--pool->n < pool->low) pool->low = pool->n;
+    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+    return pool->s[pool->n];
+  }
   return gstate_new();
 }
 
+/* Closes a state that will not be pooled; the memory of a big one goes
+** back to the system now, of the others at most every 0.2 s per thread. */
+static void discard(gstate *s) {
+  size_t mem = s->mem;
+  gstate_free(s);
+  if (mem > GSTATE_KEEP_MAX) galloc_release(mem > GSTATE_RELEASE_BIG);
+}
+
+/* Every second of activity, the states a pool kept unused all along (its
+** low-water mark) are closed: the pool shrinks to what its M needs. */
+static void pool_trim(gpool *pool) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  long long t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  if (t - pool->trimmed < POOL_IDLE_NS) return;
+  pool->trimmed = t;
+  int drop = pool->low;
+  for (int i = 0; i < drop; i++) gstate_free(pool->s[i]);
+  memmove(pool->s, pool->s + drop, sizeof pool->s[0] * (size_t)(pool->n - drop));
+  pool->n -= drop;
+  pool->low = pool->n;
+  atomic_fetch_sub_explicit(&pooled, drop, memory_order_relaxed);
+  if (drop) galloc_release(false);
+}
+
+/* A state goes back to the pool small and clean: past GSTATE_KEEP_MAX it
+** is closed (a new one costs ~5 us, less than collecting a big heap), and
+** one its goroutine grew by more than GSTATE_GC_MIN is collected first, so
+** the next goroutine does not start with its predecessor's garbage. */
 static void pool_put(gstate *s) {
   gpool *pool = mypool();
-  if (pool && pool->n < GSTATE_POOL_MAX) pool->s[pool->n++] = s;
-  else gstate_free(s);
+  if (s->mem > s->mem0 + GSTATE_GC_MIN && s->mem <= GSTATE_KEEP_MAX) lua_gc(s->L, LUA_GCCOLLECT);
+  bool keep = pool && pool->n < GSTATE_POOL_MAX && s->mem <= GSTATE_KEEP_MAX;
+  if (keep && atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed) >= GSTATE_POOL_TOTAL) {
+    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+    keep = false;
+  }
+  if (keep) pool->s[pool->n++] = s;
+  else discard(s);
+  if (pool && (++pool->puts & 63) == 0) pool_trim(pool);
 }
 
 static goro_step gstep(goro_g *g, void *ud) {
@@ -693,6 +764,7 @@ static goro_step gstep(goro_g *g, void *ud) {
       *(gstate **)goro_cache(g) = s;
     }
     s->g = g;
+    s->mem0 = s->mem;
     apply_paths(s);
     s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
@@ -727,7 +799,7 @@ static goro_step gstep(goro_g *g, void *ud) {
   scrub(s);
   *(gstate **)goro_cache(g) = NULL;
   if (reusable) pool_put(s);
-  else gstate_free(s);
+  else discard(s);
   return GORO_STEP_DONE;
 }
 

@@ -30,6 +30,7 @@ typedef struct gstate {
   xbuf *bootmsg;      /* the spawn message until boot decoded it */
   unsigned pathgen;   /* package paths generation this state has */
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
+  size_t mem0;        /* mem when its goroutine started (pool hygiene) */
 } gstate;
 
 /* The gstate of L, or NULL in the main state (not a goroutine). */
