@@ -18,7 +18,15 @@
 **
 ** Plain malloc instead: in sanitizer builds (they must see every
 ** allocation), under valgrind (spec/valgrind.sh sets GORO_VALGRIND; also
-** detected by its preload), and when GORO_ALLOC=malloc.
+** detected by its preload), and when GORO_ALLOC=malloc; GORO_ALLOC=mimalloc
+** forces it (callgrind's instruction counts).
+**
+** A big state (gstate.c says which: past GSTATE_BIG bytes) allocates from
+** malloc instead: mimalloc gives a page back only when the thread that
+** made it collects, and the Ms that built a big heap may be idle by the
+** time it is freed (8 goroutines that built 2 M tables each left 436 MB
+** behind with mimalloc, 12 MB with malloc + malloc_trim). Frees find the
+** owner of a block with mi_is_in_heap_region.
 **
 ** galloc_release gives freed memory back to the system (mi_collect, or
 ** malloc_trim), at most every GALLOC_RELEASE_NS per thread: called by
@@ -58,23 +66,34 @@ void galloc_init(void) {
 #if defined(GORO_MIMALLOC)
   const char *a = getenv("GORO_ALLOC");
   const char *pre = getenv("LD_PRELOAD");
-  use_mi = !(a && strcmp(a, "malloc") == 0) && !getenv("GORO_VALGRIND") &&
-           !(pre && strstr(pre, "vgpreload"));
+  if (a && strcmp(a, "mimalloc") == 0) use_mi = true; /* even under valgrind (callgrind) */
+  else use_mi = !(a && strcmp(a, "malloc") == 0) && !getenv("GORO_VALGRIND") &&
+                !(pre && strstr(pre, "vgpreload"));
 #endif
 }
 
 const char *galloc_name(void) { return use_mi ? "mimalloc" : "malloc"; }
 
-void *galloc_realloc(void *p, size_t n) {
+void *galloc_realloc(void *p, size_t osize, size_t n, bool big) {
 #if defined(GORO_MIMALLOC)
-  if (use_mi) return mi_realloc(p, n);
+  if (use_mi) {
+    if (!big) return mi_realloc(p, n);
+    if (p && mi_is_in_heap_region(p)) { /* moves to malloc */
+      void *q = malloc(n);
+      if (!q) return NULL;
+      memcpy(q, p, osize < n ? osize : n);
+      mi_free(p);
+      return q;
+    }
+  }
 #endif
+  (void)osize;
   return realloc(p, n);
 }
 
 void galloc_free(void *p) {
 #if defined(GORO_MIMALLOC)
-  if (use_mi) {
+  if (use_mi && mi_is_in_heap_region(p)) {
     mi_free(p);
     return;
   }
@@ -94,10 +113,7 @@ void galloc_release(bool force) {
   if (!force && t - last < GALLOC_RELEASE_NS) return;
   last = t;
 #if defined(GORO_MIMALLOC)
-  if (use_mi) {
-    mi_collect(true);
-    return;
-  }
+  if (use_mi) mi_collect(true);
 #endif
   malloc_trim(0);
 }

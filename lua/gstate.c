@@ -493,6 +493,10 @@ static int lazy_string_index(lua_State *L) {
   return 1;
 }
 
+#if !defined(GSTATE_BIG)
+#define GSTATE_BIG (1024 * 1024) /* past it a state allocates from malloc (galloc.c) */
+#endif
+
 /* Every block of a goroutine state comes from galloc.c (mimalloc's
 ** per-thread heaps where built with it): the state may be freed on another
 ** M than the one that made it. */
@@ -505,7 +509,7 @@ static void *gstate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   size_t old = ptr ? osize : 0;
   if (s->memlimit && nsize > old && s->mem + (nsize - old) > s->memlimit) return NULL;
-  void *p = galloc_realloc(ptr, nsize);
+  void *p = galloc_realloc(ptr, old, nsize, s->mem > GSTATE_BIG);
   if (p) s->mem += nsize - old;
   return p;
 }
