@@ -13,10 +13,6 @@ LUA ?= $(shell command -v lua$(LUA_VERSION) 2>/dev/null || command -v lua 2>/dev
 LUA_INC ?= $(shell pkg-config --cflags lua$(LUA_VERSION) 2>/dev/null || echo -I/usr/include/lua$(LUA_VERSION))
 LUA_LIB ?= $(shell pkg-config --libs lua$(LUA_VERSION) 2>/dev/null || echo -llua$(LUA_VERSION))
 FFI_LIB ?= -lffi
-# The allocator of goroutine states (lua/galloc.c): mimalloc, except in
-# sanitizer builds (they must see every allocation).
-ALLOC_LIB ?= $(if $(SAN),,-lmimalloc)
-ALLOC_DEF ?= $(if $(SAN),,-DGORO_MIMALLOC)
 
 CC ?= cc
 BUILD ?= build
@@ -24,7 +20,7 @@ SAN ?=
 OPT ?= -O2
 WERROR ?= -Werror
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -g -fPIC -pthread \
-             -Wall -Wextra $(WERROR) -Wno-unused-parameter $(SAN) $(ALLOC_DEF) $(CFLAGS)
+             -Wall -Wextra $(WERROR) -Wno-unused-parameter $(SAN) $(CFLAGS)
 LDFLAGS_ALL = -pthread $(SAN) $(LDFLAGS)
 
 CORE_SRC := $(wildcard core/*.c)
@@ -78,7 +74,7 @@ $(BUILD)/bench/%: bench/%.c $(CORE_LIB)
 # --- dependencies -----------------------------------------------------------
 # As root on Debian, install what is missing (apt-get update once first);
 # elsewhere, say what is needed.
-DEB_PKGS := gcc make pkg-config lua5.4 liblua5.4-dev luarocks lua-unit libffi-dev libmimalloc-dev
+DEB_PKGS := gcc make pkg-config lua5.4 liblua5.4-dev luarocks lua-unit libffi-dev
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
@@ -130,7 +126,7 @@ $(BUILD)/lua/%.o: lua/%.c $(BUILD)/lua/%.d
 	$(CC) $(CFLAGS_ALL) $(DEPFLAGS) $(LUA_INC) -iquote core -iquote lua -c $< -o $@
 
 $(LUA_MOD): $(LUA_OBJ) $(CORE_LIB)
-	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) $(FFI_LIB) $(ALLOC_LIB) -o $@
+	$(CC) -shared $(LUA_OBJ) $(CORE_LIB) $(LDFLAGS_ALL) $(FFI_LIB) -o $@
 
 module: $(LUA_MOD)
 

@@ -497,14 +497,14 @@ static int lazy_string_index(lua_State *L) {
 #define GSTATE_BIG (1024 * 1024) /* past it a state allocates from malloc (galloc.c) */
 #endif
 
-/* Every block of a goroutine state comes from galloc.c (mimalloc's
-** per-thread heaps where built with it): the state may be freed on another
-** M than the one that made it. */
+/* Every block of a goroutine state comes from galloc.c (a size-class arena
+** with per-M caches): the state may be freed on another M than the one
+** that made it. */
 static void *gstate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   gstate *s = ud;
   if (nsize == 0) {
     if (ptr) s->mem -= osize;
-    galloc_free(ptr);
+    galloc_free(ptr, osize);
     return NULL;
   }
   size_t old = ptr ? osize : 0;

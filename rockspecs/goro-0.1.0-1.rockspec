@@ -23,15 +23,13 @@ dependencies = {
 }
 external_dependencies = {
   FFI = { library = "ffi" },
-  MIMALLOC = { library = "mimalloc" },
 }
 build = {
   type = "make",
   build_target = "module",
   build_variables = {
-    CFLAGS = "$(CFLAGS) -I$(FFI_INCDIR) -I$(MIMALLOC_INCDIR)",
+    CFLAGS = "$(CFLAGS) -I$(FFI_INCDIR)",
     FFI_LIB = "-L$(FFI_LIBDIR) -lffi",
-    ALLOC_LIB = "-L$(MIMALLOC_LIBDIR) -lmimalloc",
     LUA_INC = "-I$(LUA_INCDIR)",
     LUA = "$(LUA)",
     WERROR = "",
