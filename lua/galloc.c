@@ -126,6 +126,7 @@ static void depot_put(int c, fblock *batch) {
 ** length: a cache that takes one counts it). */
 static void tcache_flush(void *p) {
   tcache *t = p;
+  t->keyed = false; /* a free after this (another key's destructor) registers again */
   for (int c = 0; c < NCLASS; c++) {
     if (t->head[c]) depot_put(c, t->head[c]);
     t->head[c] = NULL;
@@ -177,6 +178,14 @@ static void *carve(int c) {
   return p;
 }
 
+/* The thread's cache is flushed when it exits (its first use registers). */
+static inline void tcache_key(void) {
+  if (!tc.keyed) {
+    tc.keyed = true;
+    pthread_setspecific(tckey, &tc);
+  }
+}
+
 static void *arena_alloc(size_t n) {
   int c = size_class(n);
   fblock *b = tc.head[c];
@@ -185,10 +194,7 @@ static void *arena_alloc(size_t n) {
     tc.n[c]--;
     return b;
   }
-  if (!tc.keyed) {
-    tc.keyed = true;
-    pthread_setspecific(tckey, &tc);
-  }
+  tcache_key();
   struct depot *d = &depots[c];
   pthread_mutex_lock(&d->lock);
   b = d->batches;
@@ -205,14 +211,11 @@ static void *arena_alloc(size_t n) {
 static void arena_free(void *p, size_t n) {
   int c = size_class(n);
   fblock *b = p;
+  tcache_key(); /* a thread may only free (a state's last M) */
   b->next = tc.head[c];
   tc.head[c] = b;
   int nb = class_batch(c);
   if (++tc.n[c] < 2 * nb) return;
-  if (!tc.keyed) {
-    tc.keyed = true;
-    pthread_setspecific(tckey, &tc);
-  }
   fblock *last = b; /* the first nb blocks go to the depot */
   for (int i = 1; i < nb; i++) last = last->next;
   tc.head[c] = last->next;

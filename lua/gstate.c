@@ -29,10 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "errors.h"
 #include "galloc.h"
+#include "gpool.h"
 #include "gstate.h"
 #include "park.h"
 
@@ -523,8 +523,15 @@ static int panic(lua_State *L) {
 
 static pthread_once_t alloconce = PTHREAD_ONCE_INIT;
 
+static void free_pooled(void *s);
+
+static void alloc_init(void) {
+  galloc_init();
+  gpool_set_free(free_pooled);
+}
+
 static gstate *gstate_new(void) {
-  pthread_once(&alloconce, galloc_init);
+  pthread_once(&alloconce, alloc_init);
   gstate *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->park = park_new();
@@ -650,17 +657,9 @@ static void apply_paths(gstate *s) {
 }
 
 /* ------------------------------------------------------------ the pool
-** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
-** takes one, its last gives it back, without locks. A G is bound to its
-** state through the G's cache slot while it lives. States left in a pool
-** when an M exits (goro_stop) are closed by the thread-key destructor. */
+** Idle states wait in their M's pool (gpool.c). A G is bound to its state
+** through the G's cache slot while it lives. */
 
-#if !defined(GSTATE_POOL_MAX)
-#define GSTATE_POOL_MAX 256 /* idle states kept per thread */
-#endif
-#if !defined(GSTATE_POOL_TOTAL)
-#define GSTATE_POOL_TOTAL 2048 /* idle states kept by all threads */
-#endif
 #if !defined(GSTATE_KEEP_MAX)
 #define GSTATE_KEEP_MAX (256 * 1024) /* a bigger state is closed, not pooled */
 #endif
@@ -670,46 +669,12 @@ static void apply_paths(gstate *s) {
 #if !defined(GSTATE_RELEASE_BIG)
 #define GSTATE_RELEASE_BIG (4 * 1024 * 1024) /* closing a bigger one releases at once */
 #endif
-#define POOL_IDLE_NS 1000000000LL /* a pool's states unused this long are closed */
 
-typedef struct gpool {
-  int n;
-  int low;            /* the fewest states it held since the last trim */
-  unsigned puts;      /* the clock is read every 64th put */
-  long long trimmed;  /* CLOCK_MONOTONIC_COARSE of the last trim, ns */
-  gstate *s[GSTATE_POOL_MAX];
-} gpool;
-
-/* idle states in every pool: relaxed, a bound, not a synchronization */
-static _Atomic int pooled;
-
-static pthread_key_t poolkey;
-static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
-
-static void pool_destroy(void *p) {
-  gpool *pool = p;
-  atomic_fetch_sub_explicit(&pooled, pool->n, memory_order_relaxed);
-  while (pool->n > 0) gstate_free(pool->s[--pool->n]);
-  free(pool);
-}
-
-static void pool_init(void) { pthread_key_create(&poolkey, pool_destroy); }
-
-static gpool *mypool(void) {
-  pthread_once(&poolonce, pool_init);
-  gpool *pool = pthread_getspecific(poolkey);
-  if (!pool && (pool = calloc(1, sizeof *pool)) != NULL) pthread_setspecific(poolkey, pool);
-  return pool;
-}
+static void free_pooled(void *s) { gstate_free(s); }
 
 static gstate *pool_get(void) {
-  gpool *pool = mypool();
-  if (pool && pool->n > 0) {
-    if (--pool->n < pool->low) pool->low = pool->n;
-    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
-    return pool->s[pool->n];
-  }
-  return gstate_new();
+  gstate *s = gpool_get();
+  return s ? s : gstate_new();
 }
 
 /* Closes a state that will not be pooled; the memory of a big one goes
@@ -720,38 +685,13 @@ static void discard(gstate *s) {
   if (mem > GSTATE_KEEP_MAX) galloc_release(mem > GSTATE_RELEASE_BIG);
 }
 
-/* Every second of activity, the states a pool kept unused all along (its
-** low-water mark) are closed: the pool shrinks to what its M needs. */
-static void pool_trim(gpool *pool) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  long long t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-  if (t - pool->trimmed < POOL_IDLE_NS) return;
-  pool->trimmed = t;
-  int drop = pool->low;
-  for (int i = 0; i < drop; i++) gstate_free(pool->s[i]);
-  memmove(pool->s, pool->s + drop, sizeof pool->s[0] * (size_t)(pool->n - drop));
-  pool->n -= drop;
-  pool->low = pool->n;
-  atomic_fetch_sub_explicit(&pooled, drop, memory_order_relaxed);
-  if (drop) galloc_release(false);
-}
-
 /* A state goes back to the pool small and clean: past GSTATE_KEEP_MAX it
 ** is closed (a new one costs ~5 us, less than collecting a big heap), and
 ** one its goroutine grew by more than GSTATE_GC_MIN is collected first, so
 ** the next goroutine does not start with its predecessor's garbage. */
 static void pool_put(gstate *s) {
-  gpool *pool = mypool();
   if (s->mem > s->mem0 + GSTATE_GC_MIN && s->mem <= GSTATE_KEEP_MAX) lua_gc(s->L, LUA_GCCOLLECT);
-  bool keep = pool && pool->n < GSTATE_POOL_MAX && s->mem <= GSTATE_KEEP_MAX;
-  if (keep && atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed) >= GSTATE_POOL_TOTAL) {
-    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
-    keep = false;
-  }
-  if (keep) pool->s[pool->n++] = s;
-  else discard(s);
-  if (pool && (++pool->puts & 63) == 0) pool_trim(pool);
+  if (s->mem > GSTATE_KEEP_MAX || !gpool_put(s)) discard(s);
 }
 
 static goro_step gstep(goro_g *g, void *ud) {

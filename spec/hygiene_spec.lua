@@ -20,6 +20,21 @@ local function heaps_seen(n)
   return most
 end
 
+-- Whether a value whose __gc sends on freed is collected once later
+-- goroutines (which land on the pooled states) run full collections.
+local function collected_later(freed)
+  for _ = 1, 40 do
+    local wg = go.waitgroup()
+    for _ = 1, 4 do
+      wg:add(1)
+      go(function(w) collectgarbage(); collectgarbage(); w:done() end, wg)
+    end
+    wg:wait()
+    if freed:tryrecv() then return true end
+  end
+  return false
+end
+
 function test_a_state_after_a_big_goroutine_starts_small()
   local done = go.chan(1)
   go(function(d, n)
@@ -41,16 +56,7 @@ function test_a_pooled_state_drops_its_last_goroutines_upvalues()
   local ran = go.chan(1)
   go(function(r) local _ = t; r:send(true) end, ran)
   recv(ran)
-  local got = false
-  for _ = 1, 40 do
-    local wg = go.waitgroup()
-    for _ = 1, 4 do
-      wg:add(1)
-      go(function(w) collectgarbage(); collectgarbage(); w:done() end, wg)
-    end
-    wg:wait()
-    if freed:tryrecv() then got = true; break end
-  end
+  local got = collected_later(freed)
   lu.assertTrue(got, "the finished goroutine's upvalue stayed alive in its pooled state")
 end
 
@@ -60,16 +66,7 @@ function test_a_pooled_state_drops_the_arguments_and_results()
   local ran = go.chan(1)
   go(function(r, a) r:send(true); return a end, ran, arg)
   recv(ran)
-  local got = false
-  for _ = 1, 40 do
-    local wg = go.waitgroup()
-    for _ = 1, 4 do
-      wg:add(1)
-      go(function(w) collectgarbage(); collectgarbage(); w:done() end, wg)
-    end
-    wg:wait()
-    if freed:tryrecv() then got = true; break end
-  end
+  local got = collected_later(freed)
   lu.assertTrue(got, "the finished goroutine's argument stayed alive in its pooled state")
 end
 

@@ -1,0 +1,95 @@
+/*
+** gpool.c — the per-M pools of idle goroutine states.
+**
+** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
+** takes one, its last gives it back, without locks. At most GPOOL_MAX per
+** thread and GPOOL_TOTAL in all (a count shared by every pool, relaxed: a
+** bound, not a synchronization). Every second of activity, the states a
+** pool kept unused all along (its low-water mark since the last trim) are
+** closed, so a pool shrinks to what its M needs after a burst. States left
+** in a pool when an M exits (goro_stop) are closed by the thread-key
+** destructor.
+*/
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "galloc.h"
+#include "gpool.h"
+
+#if !defined(GPOOL_MAX)
+#define GPOOL_MAX 256 /* idle states kept per thread */
+#endif
+#if !defined(GPOOL_TOTAL)
+#define GPOOL_TOTAL 2048 /* idle states kept by all threads */
+#endif
+#define GPOOL_IDLE_NS 1000000000LL /* a pool's states unused this long are closed */
+
+typedef struct gpool {
+  int n;
+  int low;            /* the fewest items it held since the last trim */
+  unsigned puts;      /* the clock is read every 64th put */
+  long long trimmed;  /* CLOCK_MONOTONIC_COARSE of the last trim, ns */
+  void *s[GPOOL_MAX];
+} gpool;
+
+static _Atomic int pooled; /* items in every pool */
+/* Written once before the first put (gpool_set_free); read-only after. */
+static void (*free_item)(void *);
+static pthread_key_t poolkey;
+static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
+
+void gpool_set_free(void (*f)(void *)) { free_item = f; }
+
+static void pool_destroy(void *p) {
+  gpool *pool = p;
+  atomic_fetch_sub_explicit(&pooled, pool->n, memory_order_relaxed);
+  while (pool->n > 0) free_item(pool->s[--pool->n]);
+  free(pool);
+}
+
+static void pool_init(void) { pthread_key_create(&poolkey, pool_destroy); }
+
+static gpool *mypool(void) {
+  pthread_once(&poolonce, pool_init);
+  gpool *pool = pthread_getspecific(poolkey);
+  if (!pool && (pool = calloc(1, sizeof *pool)) != NULL) pthread_setspecific(poolkey, pool);
+  return pool;
+}
+
+void *gpool_get(void) {
+  gpool *pool = mypool();
+  if (!pool || pool->n == 0) return NULL;
+  if (--pool->n < pool->low) pool->low = pool->n;
+  atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+  return pool->s[pool->n];
+}
+
+static void pool_trim(gpool *pool) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  long long t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  if (t - pool->trimmed < GPOOL_IDLE_NS) return;
+  pool->trimmed = t;
+  int drop = pool->low; /* the bottom ones: the least recently used */
+  for (int i = 0; i < drop; i++) free_item(pool->s[i]);
+  memmove(pool->s, pool->s + drop, sizeof pool->s[0] * (size_t)(pool->n - drop));
+  pool->n -= drop;
+  pool->low = pool->n;
+  atomic_fetch_sub_explicit(&pooled, drop, memory_order_relaxed);
+  if (drop) galloc_release(false);
+}
+
+bool gpool_put(void *item) {
+  gpool *pool = mypool();
+  bool keep = pool && pool->n < GPOOL_MAX;
+  if (keep && atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed) >= GPOOL_TOTAL) {
+    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+    keep = false;
+  }
+  if (keep) pool->s[pool->n++] = item;
+  if (pool && (++pool->puts & 63) == 0) pool_trim(pool);
+  return keep;
+}
