@@ -9,9 +9,10 @@
 --
 --   big    8 goroutines each build 2 M small tables and finish: RSS 1 s
 --          later is at most 150 MB (scaled) and a quarter of the peak's growth.
---   load   spawn load(src) with the same source, 1 M times in 10 waves:
---          RSS after the last wave at most 1.1x after the first (or
---          second, the larger).
+--   load   spawn load(src) with the same source, 1 M times in 10 waves
+--          (1000 in flight):
+--          RSS after the last wave at most 1.1x (+ 2 MB) after the first
+--          (or second, the larger).
 --   waves  100 000 goroutines blocked on a channel, then released, 6 waves:
 --          the peak RSS of wave 5 at most 1.1x that of wave 1.
 local go = require "goro"
@@ -73,16 +74,16 @@ end
 function T.load()
   local waves, per = 10, size(100000, 2000)
   local src = "local ch = ... ; ch:send(1)"
-  local ch = go.chan(1024)
+  local window = 1000 -- goroutines in flight: RSS follows leaks, not a burst
+  local ch = go.chan(window)
   local first, last
   for w = 1, waves do
-    local got = 0
     local t0 = go.now()
-    for _ = 1, per do
+    for i = 1, per do
       go(load(src), ch)
-      got = got + (ch:tryrecv() and 1 or 0)
+      if i > window then ch:recv() end
     end
-    while got < per do ch:recv(); got = got + 1 end
+    for _ = 1, math.min(per, window) do ch:recv() end
     go.wait()
     settle()
     local r = rss_mb()
@@ -92,8 +93,9 @@ function T.load()
     last = r
   end
   -- the reference: the larger of waves 1 and 2 (at SOAK_SCALE < 1 the
-  -- first wave is too short to reach the steady state)
-  check("load() and spawn stays flat", last <= 1.1 * first,
+  -- first wave is too short to reach the steady state); 2 MB of slack for
+  -- the main state's own malloc heap, which short runs see
+  check("load() and spawn stays flat", last <= 1.1 * first + 2,
     string.format("RSS %.1f MB after waves 1-2, %.1f MB after wave %d (%.2fx)", first, last, waves, last / first))
 end
 

@@ -35,7 +35,7 @@
 #include "xfer_int.h"
 
 #if !defined(FNCACHE_MAX)
-#define FNCACHE_MAX 4096 /* prototypes cached per sending state (both generations) */
+#define FNCACHE_MAX 1024 /* prototypes cached per sending state (both generations) */
 #endif
 #if !defined(PROTOS_MAX)
 #define PROTOS_MAX 256   /* entry closures cached per receiving state */
