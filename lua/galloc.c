@@ -229,7 +229,9 @@ void *galloc_realloc(void *p, size_t osize, size_t n, bool big) {
   if (p && n <= CLASS_MAX && size_class(n) == size_class(osize)) return p;
   void *q = use_arena && !big && n <= CLASS_MAX ? arena_alloc(n) : NULL;
   if (!q) q = malloc(n);
-  if (!q) return NULL;
+  /* Lua takes a shrink for granted: the block stays, bigger than its
+  ** size says, and serves that size's class when freed */
+  if (!q) return p && n <= osize ? p : NULL;
   if (p) {
     memcpy(q, p, osize < n ? osize : n);
     arena_free(p, osize);
