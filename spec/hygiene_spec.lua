@@ -70,29 +70,38 @@ function test_a_pooled_state_drops_the_arguments_and_results()
   lu.assertTrue(got, "the finished goroutine's argument stayed alive in its pooled state")
 end
 
+-- Runs body (Lua source) in a fresh process, spawning with d = go.chan(1)
+-- and n = count; returns the largest heap (KB) 20 goroutines run after it
+-- saw, so that no other test's states are measured.
+local function heap_after(body, n)
+  local src = [[
+local go = require "goro"
+local d, n = go.chan(1), ]] .. n .. "\n" .. body .. [[
+local out, most = go.chan(1), 0
+for _ = 1, 20 do
+  go(function(o) o:send(collectgarbage("count")) end, out)
+  most = math.max(most, (out:recv()))
+end
+print(("heap=%.0f"):format(most))
+]]
+  local rc, out, err = S.run_lua(src)
+  lu.assertEquals(rc, 0, err)
+  return tonumber(out:match("heap=(%d+)"))
+end
+
 function test_the_same_source_loaded_many_times_is_one_cached_prototype()
   -- each load() makes a new prototype; the states cache one closure per
   -- distinct bytecode, so they stay small however many times it was loaded
-  -- (measured against what the states held before: other tests fill caches)
-  local src = "local d = ... ; d:send(true)"
-  local d = go.chan(1)
-  local before = heaps_seen(20)
-  for _ = 1, S.scaled(2000, 300) do
-    go(load(src), d)
-    recv(d)
-  end
-  local most = heaps_seen(20)
-  lu.assertTrue(most < before + 50, string.format("a goroutine state grew from %.0f KB to %.0f KB",
-    before, most))
+  local most = heap_after([[
+for _ = 1, n do go(load("local d = ... ; d:send(true)"), d); d:recv() end
+]], S.scaled(2000, 300))
+  lu.assertTrue(most < 100, string.format("a goroutine state grew to %.0f KB", most))
 end
 
 function test_distinct_functions_keep_the_caches_bounded()
-  local d = go.chan(1)
-  for i = 1, S.scaled(3000, 600) do
-    go(load("local d = ... ; d:send(" .. i .. ")"), d)
-    lu.assertEquals(recv(d), i)
-  end
-  local most = heaps_seen(20)
+  local most = heap_after([[
+for i = 1, n do go(load("local d = ... ; d:send(" .. i .. ")"), d); assert(d:recv() == i) end
+]], S.scaled(3000, 600))
   lu.assertTrue(most < 400, string.format("a goroutine state grew to %.0f KB", most))
 end
 
