@@ -3,8 +3,9 @@
 **
 ** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
 ** takes one, its last gives it back, without locks. At most GPOOL_MAX per
-** thread and GPOOL_TOTAL in all (a count shared by every pool, relaxed: a
-** bound, not a synchronization). Every second of activity, the states a
+** thread and GPOOL_TOTAL in all: a pool reserves room from the shared
+** count GPOOL_GRAIN slots at a time (relaxed: a bound, not a
+** synchronization), so a spawn touches no shared cache line. Every second of activity, the states a
 ** pool kept unused all along (its low-water mark since the last trim) are
 ** closed, so a pool shrinks to what its M needs after a burst. States left
 ** in a pool when an M exits (goro_stop) are closed by the thread-key
@@ -26,16 +27,18 @@
 #define GPOOL_TOTAL 2048 /* idle states kept by all threads */
 #endif
 #define GPOOL_IDLE_NS 1000000000LL /* a pool's states unused this long are closed */
+#define GPOOL_GRAIN 32 /* room reserved from the shared count at a time */
 
 typedef struct gpool {
   int n;
+  int reserved;       /* room taken from `pooled`: n <= reserved */
   int low;            /* the fewest items it held since the last trim */
   unsigned puts;      /* the clock is read every 64th put */
   long long trimmed;  /* CLOCK_MONOTONIC_COARSE of the last trim, ns */
   void *s[GPOOL_MAX];
 } gpool;
 
-static _Atomic int pooled; /* items in every pool */
+static _Atomic int pooled; /* room reserved by every pool */
 /* Written once before the first put (gpool_set_free); read-only after. */
 static void (*free_item)(void *);
 static pthread_key_t poolkey;
@@ -45,7 +48,7 @@ void gpool_set_free(void (*f)(void *)) { free_item = f; }
 
 static void pool_destroy(void *p) {
   gpool *pool = p;
-  atomic_fetch_sub_explicit(&pooled, pool->n, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&pooled, pool->reserved, memory_order_relaxed);
   while (pool->n > 0) free_item(pool->s[--pool->n]);
   free(pool);
 }
@@ -63,7 +66,10 @@ void *gpool_get(void) {
   gpool *pool = mypool();
   if (!pool || pool->n == 0) return NULL;
   if (--pool->n < pool->low) pool->low = pool->n;
-  atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
+  if (pool->reserved - pool->n > 2 * GPOOL_GRAIN) { /* give room back */
+    pool->reserved -= GPOOL_GRAIN;
+    atomic_fetch_sub_explicit(&pooled, GPOOL_GRAIN, memory_order_relaxed);
+  }
   return pool->s[pool->n];
 }
 
@@ -78,16 +84,23 @@ static void pool_trim(gpool *pool) {
   memmove(pool->s, pool->s + drop, sizeof pool->s[0] * (size_t)(pool->n - drop));
   pool->n -= drop;
   pool->low = pool->n;
-  atomic_fetch_sub_explicit(&pooled, drop, memory_order_relaxed);
+  int keep = (pool->n + GPOOL_GRAIN - 1) / GPOOL_GRAIN * GPOOL_GRAIN;
+  atomic_fetch_sub_explicit(&pooled, pool->reserved - keep, memory_order_relaxed);
+  pool->reserved = keep;
   if (drop) galloc_release(false);
 }
 
 bool gpool_put(void *item) {
   gpool *pool = mypool();
   bool keep = pool && pool->n < GPOOL_MAX;
-  if (keep && atomic_fetch_add_explicit(&pooled, 1, memory_order_relaxed) >= GPOOL_TOTAL) {
-    atomic_fetch_sub_explicit(&pooled, 1, memory_order_relaxed);
-    keep = false;
+  if (keep && pool->n == pool->reserved) { /* take more room */
+    if (atomic_fetch_add_explicit(&pooled, GPOOL_GRAIN, memory_order_relaxed) + GPOOL_GRAIN >
+        GPOOL_TOTAL) {
+      atomic_fetch_sub_explicit(&pooled, GPOOL_GRAIN, memory_order_relaxed);
+      keep = false;
+    } else {
+      pool->reserved += GPOOL_GRAIN;
+    }
   }
   if (keep) pool->s[pool->n++] = item;
   if (pool && (++pool->puts & 63) == 0) pool_trim(pool);
