@@ -32,6 +32,8 @@
 
 #include "cancel.h"
 #include "errors.h"
+#include "galloc.h"
+#include "gpool.h"
 #include "gstate.h"
 #include "park.h"
 
@@ -465,16 +467,23 @@ static int lazy_string_index(lua_State *L) {
   return 1;
 }
 
+#if !defined(GSTATE_BIG)
+#define GSTATE_BIG (1024 * 1024) /* past it a state allocates from malloc (galloc.c) */
+#endif
+
+/* Every block of a goroutine state comes from galloc.c (a size-class arena
+** with per-M caches): the state may be freed on another M than the one
+** that made it. */
 static void *gstate_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   gstate *s = ud;
   if (nsize == 0) {
     if (ptr) s->mem -= osize;
-    free(ptr);
+    galloc_free(ptr, osize);
     return NULL;
   }
   size_t old = ptr ? osize : 0;
   if (s->memlimit && nsize > old && s->mem + (nsize - old) > s->memlimit) return NULL;
-  void *p = realloc(ptr, nsize);
+  void *p = galloc_realloc(ptr, old, nsize, s->mem > GSTATE_BIG);
   if (p) s->mem += nsize - old;
   return p;
 }
@@ -486,7 +495,17 @@ static int panic(lua_State *L) {
   abort();
 }
 
+static pthread_once_t alloconce = PTHREAD_ONCE_INIT;
+
+static void free_pooled(void *s);
+
+static void alloc_init(void) {
+  galloc_init();
+  gpool_set_free(free_pooled);
+}
+
 static gstate *gstate_new(void) {
+  pthread_once(&alloconce, alloc_init);
   gstate *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->park = park_new();
@@ -563,12 +582,15 @@ static int boot(lua_State *L) {
   return boot_k(L, LUA_OK, 0);
 }
 
+/* What a finished goroutine leaves goes: its stack (arguments, results),
+** its globals, its entry closure's upvalues, the closures it sent. */
 static void scrub(gstate *s) {
   lua_State *L = s->L;
   s->memlimit = 0;
   lua_settop(s->co, 0);
   lua_pushnil(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, RK_ENV);
+  xfer_scrub_state(L);
   s->g = NULL;
   s->preempted = s->chain_ok = s->cancelled = 0;
   park_end(s->park);
@@ -596,48 +618,41 @@ static void apply_paths(gstate *s) {
 }
 
 /* ------------------------------------------------------------ the pool
-** Idle states wait in a per-thread (per-M) stack: a goroutine's first step
-** takes one, its last gives it back, without locks. A G is bound to its
-** state through the G's cache slot while it lives. States left in a pool
-** when an M exits (goro_stop) are closed by the thread-key destructor. */
+** Idle states wait in their M's pool (gpool.c). A G is bound to its state
+** through the G's cache slot while it lives. */
 
-#if !defined(GSTATE_POOL_MAX)
-#define GSTATE_POOL_MAX 256 /* idle states kept per thread */
+#if !defined(GSTATE_KEEP_MAX)
+#define GSTATE_KEEP_MAX (256 * 1024) /* a bigger state is closed, not pooled */
+#endif
+#if !defined(GSTATE_GC_MIN)
+#define GSTATE_GC_MIN (16 * 1024) /* a goroutine that grew its state more is collected */
+#endif
+#if !defined(GSTATE_RELEASE_BIG)
+#define GSTATE_RELEASE_BIG (4 * 1024 * 1024) /* closing a bigger one releases at once */
 #endif
 
-typedef struct gpool {
-  int n;
-  gstate *s[GSTATE_POOL_MAX];
-} gpool;
-
-static pthread_key_t poolkey;
-static pthread_once_t poolonce = PTHREAD_ONCE_INIT;
-
-static void pool_destroy(void *p) {
-  gpool *pool = p;
-  while (pool->n > 0) gstate_free(pool->s[--pool->n]);
-  free(pool);
-}
-
-static void pool_init(void) { pthread_key_create(&poolkey, pool_destroy); }
-
-static gpool *mypool(void) {
-  pthread_once(&poolonce, pool_init);
-  gpool *pool = pthread_getspecific(poolkey);
-  if (!pool && (pool = calloc(1, sizeof *pool)) != NULL) pthread_setspecific(poolkey, pool);
-  return pool;
-}
+static void free_pooled(void *s) { gstate_free(s); }
 
 static gstate *pool_get(void) {
-  gpool *pool = mypool();
-  if (pool && pool->n > 0) return pool->s[--pool->n];
-  return gstate_new();
+  gstate *s = gpool_get();
+  return s ? s : gstate_new();
 }
 
+/* Closes a state that will not be pooled; the memory of a big one goes
+** back to the system now, of the others at most every 0.2 s per thread. */
+static void discard(gstate *s) {
+  size_t mem = s->mem;
+  gstate_free(s);
+  if (mem > GSTATE_KEEP_MAX) galloc_release(mem > GSTATE_RELEASE_BIG);
+}
+
+/* A state goes back to the pool small and clean: past GSTATE_KEEP_MAX it
+** is closed (a new one costs ~5 us, less than collecting a big heap), and
+** one its goroutine grew by more than GSTATE_GC_MIN is collected first, so
+** the next goroutine does not start with its predecessor's garbage. */
 static void pool_put(gstate *s) {
-  gpool *pool = mypool();
-  if (pool && pool->n < GSTATE_POOL_MAX) pool->s[pool->n++] = s;
-  else gstate_free(s);
+  if (s->mem > s->mem0 + GSTATE_GC_MIN && s->mem <= GSTATE_KEEP_MAX) lua_gc(s->L, LUA_GCCOLLECT);
+  if (s->mem > GSTATE_KEEP_MAX || !gpool_put(s)) discard(s);
 }
 
 /* The goroutine of s is over: its state goes back to the pool (or is
@@ -650,7 +665,7 @@ static goro_step finish(gstate *s, goro_g *g, bool reusable) {
   scrub(s);
   *(gstate **)goro_cache(g) = NULL;
   if (reusable) pool_put(s);
-  else gstate_free(s);
+  else discard(s);
   return GORO_STEP_DONE;
 }
 
@@ -675,6 +690,7 @@ static goro_step gstep(goro_g *g, void *ud) {
       *(gstate **)goro_cache(g) = s;
     }
     s->g = g;
+    s->mem0 = s->mem;
     s->owner = msg->owner; /* the message's reference, now the goroutine's */
     msg->owner = NULL;
     apply_paths(s);

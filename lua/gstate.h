@@ -54,6 +54,7 @@ typedef struct gstate {
   size_t mem, memlimit; /* bytes in use by the state; 0 limit = none */
   ghost *owner;       /* the host of the goroutine it runs, one reference */
   gwatch watch;       /* what goroutine dumps see of it (ldump.h) */
+  size_t mem0;        /* mem when its goroutine started (pool hygiene) */
 } gstate;
 
 /* s->preempted of a yield that ends the goroutine (go.exit, lruntime.c):

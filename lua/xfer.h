@@ -79,6 +79,7 @@ enum { XV_NIL, XV_FALSE, XV_TRUE, XV_INT, XV_FLT, XV_STR, XV_OBJ, XV_LUD, XV_BUF
 typedef struct xproto {
   const void *key;
   struct fnproto *fp; /* one reference held */
+  unsigned gen;       /* the RK_PROTOS generation its closure is in */
 } xproto;
 
 /* The prototypes a goroutine state received with its goroutines' entry
@@ -88,6 +89,7 @@ typedef struct xproto {
 typedef struct xprotos {
   xproto *v;
   int n, cap;
+  unsigned gen;       /* RK_PROTOS's young generation */
 } xprotos;
 
 /* What transfer needs of the state it encodes from or decodes into. The
@@ -141,5 +143,9 @@ bool xfer_protokeys(void);
 void xfer_fini(void);
 /* Drops the fnproto references a goroutine state holds (gstate_free). */
 void xfer_free_protos(xprotos *p);
+/* A goroutine ended in L: its entry closure's upvalues are cleared and the
+** prototypes it sent are forgotten, so that the pooled state keeps nothing
+** of it (gstate.c's scrub). */
+void xfer_scrub_state(lua_State *L);
 
 #endif

@@ -75,7 +75,8 @@ typedef struct fnproto {
   char *code;           /* lua_dump output */
   int nglobals;         /* candidate global names (string constants) */
   char **globals;
-  struct fnproto *prev, *next; /* all live prototypes: fnlock */
+  uint64_t hash;         /* of code[0..len): the registry's key */
+  struct fnproto *hnext; /* the registry's bucket chain: fnlock */
 } fnproto;
 
 /* ------------------------------------------------------ xfer_proto.c */

@@ -14,9 +14,15 @@
 **
 ** Ownership: an fnproto is refcounted (atomic refs): one per sender-cache
 ** entry (dropped by the entry's __gc), one per gstate.protos entry, one per
-** message holding it. Every live fnproto is also on fnlive (fnlock), so the
-** ones a state cached while it was being closed (whose entry is never
-** finalized) are freed at runtime shutdown.
+** message holding it. Every live fnproto is in the registry (fnlock), keyed
+** by its bytes, so the same bytecode is one fnproto however many times it
+** was loaded, and the ones a state cached while it was being closed (whose
+** entry is never finalized) are freed at runtime shutdown.
+**
+** Both per-state caches are bounded, least recently used first (two
+** generations, see genc_put): FNCACHE_MAX per sender, PROTOS_MAX per
+** receiver; a goroutine state forgets what its goroutine sent and clears
+** its entry closure's upvalues when the goroutine ends (xfer_scrub_state).
 **
 ** Also here: the walker over the dump format (lundump.c's), which lists a
 ** prototype's string constants, the globals its code may name.
@@ -28,11 +34,47 @@
 
 #include "xfer_int.h"
 
-#define FNCACHE_MAX 4096  /* prototypes cached per sending state */
+#if !defined(FNCACHE_MAX)
+#define FNCACHE_MAX 1024 /* prototypes cached per sending state (both generations) */
+#endif
+#if !defined(PROTOS_MAX)
+#define PROTOS_MAX 256   /* entry closures cached per receiving state */
+#endif
 
 static _Atomic uint64_t fnproto_ids; /* the last id handed out (any thread) */
+
+/* ------------------------------------------------------------ the registry
+** Every live fnproto, in a hash table keyed by its dump's bytes: a
+** function whose bytecode is already registered (the same source loaded
+** twice, a function relayed back) gets the existing fnproto and so the
+** same id, and the receivers' caches find it. An entry leaves the table
+** when its last reference goes (fnproto_unref); a lookup that meets one
+** whose count already reached 0 passes it by. */
 static pthread_mutex_t fnlock = PTHREAD_MUTEX_INITIALIZER;
-static fnproto *fnlive; /* fnlock */
+static fnproto **fntab; /* fnlock: buckets, a power of 2 of them (or none) */
+static size_t fntab_size, fntab_count; /* fnlock */
+
+static uint64_t code_hash(const char *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+  return h;
+}
+
+static void fntab_grow(void) { /* fnlock held */
+  size_t size = fntab_size ? 2 * fntab_size : 256;
+  fnproto **t = calloc(size, sizeof *t);
+  if (!t) return; /* chains only get longer */
+  for (size_t i = 0; i < fntab_size; i++) {
+    for (fnproto *p = fntab[i], *next; p; p = next) {
+      next = p->hnext;
+      p->hnext = t[p->hash & (size - 1)];
+      t[p->hash & (size - 1)] = p;
+    }
+  }
+  free(fntab);
+  fntab = t;
+  fntab_size = size;
+}
 
 static void fnproto_destroy(fnproto *p) {
   for (int i = 0; i < p->nglobals; i++) free(p->globals[i]);
@@ -45,23 +87,69 @@ void fnproto_unref(fnproto *p) {
   /* acq_rel: the last owner frees. */
   if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1) return;
   pthread_mutex_lock(&fnlock);
-  if (p->prev) p->prev->next = p->next;
-  else fnlive = p->next;
-  if (p->next) p->next->prev = p->prev;
+  fnproto **pp = &fntab[p->hash & (fntab_size - 1)];
+  while (*pp != p) pp = &(*pp)->hnext;
+  *pp = p->hnext;
+  fntab_count--;
   pthread_mutex_unlock(&fnlock);
   fnproto_destroy(p);
 }
 
+/* The registered fnproto with fp's bytes, with a reference taken for the
+** caller, or NULL. */
+static fnproto *fntab_find(const fnproto *fp) {
+  pthread_mutex_lock(&fnlock);
+  fnproto *p = fntab_size ? fntab[fp->hash & (fntab_size - 1)] : NULL;
+  for (; p; p = p->hnext) {
+    if (p->hash != fp->hash || p->len != fp->len || memcmp(p->code, fp->code, fp->len) != 0)
+      continue;
+    /* relaxed: fnlock orders this with the unlink of a dying one; a count
+    ** of 0 is one being freed, not to be revived */
+    int r = atomic_load_explicit(&p->refs, memory_order_relaxed);
+    while (r > 0 && !atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1,
+                                                           memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+    }
+    if (r > 0) break;
+  }
+  pthread_mutex_unlock(&fnlock);
+  return p;
+}
+
+/* Registers fp with a new id and one reference (the caller's); false when
+** out of memory. */
+static bool fntab_insert(fnproto *fp) {
+  atomic_init(&fp->refs, 1);
+  /* relaxed: only uniqueness matters */
+  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  pthread_mutex_lock(&fnlock);
+  if (fntab_count >= fntab_size) fntab_grow();
+  bool ok = fntab_size > 0;
+  if (ok) {
+    fp->hnext = fntab[fp->hash & (fntab_size - 1)];
+    fntab[fp->hash & (fntab_size - 1)] = fp;
+    fntab_count++;
+  }
+  pthread_mutex_unlock(&fnlock);
+  return ok;
+}
+
+/* Frees every fnproto left (a state closed while it was being closed never
+** finalizes its cache entries) and the table. */
 void fnproto_fini(void) {
   pthread_mutex_lock(&fnlock);
-  fnproto *p = fnlive;
-  fnlive = NULL;
+  fnproto **t = fntab;
+  size_t size = fntab_size;
+  fntab = NULL;
+  fntab_size = fntab_count = 0;
   pthread_mutex_unlock(&fnlock);
-  while (p) {
-    fnproto *next = p->next;
-    fnproto_destroy(p);
-    p = next;
+  for (size_t i = 0; i < size; i++) {
+    for (fnproto *p = t[i], *next; p; p = next) {
+      next = p->hnext;
+      fnproto_destroy(p);
+    }
   }
+  free(t);
 }
 
 /* -------------------------------------------------- prototype identity */
@@ -241,8 +329,9 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   return 0;
 }
 
-/* A new fnproto for the Lua function at idx, with no reference, on fnlive;
-** NULL when out of memory. Raises no Lua error. */
+/* A fnproto for the Lua function at idx, with one reference for the
+** caller: the registered one with the same bytes, else a new one; NULL
+** when out of memory. Raises no Lua error. */
 static fnproto *fnproto_make(lua_State *L, int idx) {
   dumpbuf d = {NULL, 0, 0};
   lua_pushvalue(L, idx);
@@ -255,16 +344,105 @@ static fnproto *fnproto_make(lua_State *L, int idx) {
   }
   fp->code = d.p;
   fp->len = d.len;
-  atomic_init(&fp->refs, 0);
-  /* relaxed: only uniqueness matters */
-  fp->id = atomic_fetch_add_explicit(&fnproto_ids, 1, memory_order_relaxed) + 1;
+  fp->hash = code_hash(d.p, d.len);
+  fnproto *found = fntab_find(fp);
+  if (found) {
+    fnproto_destroy(fp);
+    return found;
+  }
   dump_globals(fp);
-  pthread_mutex_lock(&fnlock);
-  fp->next = fnlive;
-  if (fnlive) fnlive->prev = fp;
-  fnlive = fp;
-  pthread_mutex_unlock(&fnlock);
+  if (!fntab_insert(fp)) {
+    fnproto_destroy(fp);
+    return NULL;
+  }
   return fp;
+}
+
+/* ------------------------------------------------- two-generation caches
+** The sender's cache (RK_FNCACHE) and the receiver's (RK_PROTOS) are
+** bounded, least recently used first: registry[rk] is the young table, its
+** field "old" the one before. A hit in the old table moves the entry to the
+** young; when the young one holds max/2 entries it becomes the old one, and
+** what the former old one still held (unused for a whole generation) is
+** dropped. */
+static const char OLDKEY[] = "old", NKEY[] = "n";
+
+/* Pushes the young table of rk; returns its index. */
+static int genc_push(lua_State *L, const void *rk) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, rk) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, rk);
+  }
+  return lua_gettop(L);
+}
+
+/* young[k] = v, the key and value on top (popped). Returns whether the
+** generations turned first. */
+static bool genc_put(lua_State *L, const void *rk, int max) {
+  int y = genc_push(L, rk);
+  lua_getfield(L, y, NKEY);
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  bool roll = n >= max / 2;
+  if (roll) {
+    lua_pushnil(L);
+    lua_setfield(L, y, OLDKEY);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, y);
+    lua_setfield(L, -2, OLDKEY);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, rk);
+    lua_replace(L, y);
+    n = 0;
+  }
+  lua_pushinteger(L, n + 1);
+  lua_setfield(L, y, NKEY);
+  lua_insert(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return roll;
+}
+
+enum { GC_MISS, GC_YOUNG, GC_PROMOTED };
+
+/* Replaces the key on top with its value (nil on a miss). A hit in the old
+** table moves the entry to the young one; *rolled says whether that
+** turned the generations. */
+static int genc_get(lua_State *L, const void *rk, int max, bool *rolled) {
+  *rolled = false;
+  int y = genc_push(L, rk);
+  lua_pushvalue(L, y - 1);
+  if (lua_rawget(L, y) != LUA_TNIL) {
+    lua_replace(L, y - 1);
+    lua_pop(L, 1);
+    return GC_YOUNG;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, y, OLDKEY) != LUA_TTABLE) {
+    lua_pop(L, 2);
+    lua_pushnil(L);
+    lua_replace(L, -2);
+    return GC_MISS;
+  }
+  lua_pushvalue(L, y - 1);
+  if (lua_rawget(L, -2) == LUA_TNIL) {
+    lua_pop(L, 3);
+    lua_pushnil(L);
+    lua_replace(L, -2);
+    return GC_MISS;
+  }
+  lua_pushvalue(L, y - 1); /* key y old v: old[key] = nil */
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  lua_replace(L, y); /* key v old */
+  lua_pop(L, 1);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  *rolled = genc_put(L, rk, max);
+  lua_replace(L, -2);
+  return GC_PROMOTED;
 }
 
 /* ------------------------------------------------------------ the sender's cache */
@@ -276,31 +454,6 @@ static int fncache_gc(lua_State *L) {
   return 0;
 }
 
-/* Pushes this state's prototype cache (RK_FNCACHE), emptied when it has
-** grown to FNCACHE_MAX entries (the dropped fnprotos are released by
-** their finalizers). */
-static void fncache_push(lua_State *L, bool adding) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_FNCACHE) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
-  }
-  if (!adding) return;
-  lua_getfield(L, -1, "n");
-  lua_Integer n = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (n >= FNCACHE_MAX) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
-    n = 0;
-  }
-  lua_pushinteger(L, n + 1);
-  lua_setfield(L, -2, "n");
-}
-
 /* Makes the cache entry of the Lua function at idx (whose prototype it
 ** keeps alive, so its key stays unique), empty; returns its slot. Every
 ** allocation of the entry is made here, before the fnproto it will hold:
@@ -308,7 +461,7 @@ static void fncache_push(lua_State *L, bool adding) {
 static fnproto **fncache_slot(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   const void *key = protokey(L, idx);
-  fncache_push(L, true);
+  lua_pushlightuserdata(L, (void *)key);
   fnproto **ud = lua_newuserdatauv(L, sizeof *ud, 1);
   *ud = NULL;
   if (luaL_newmetatable(L, "goro.fnproto")) {
@@ -318,27 +471,38 @@ static fnproto **fncache_slot(lua_State *L, int idx) {
   lua_setmetatable(L, -2);
   lua_pushvalue(L, idx);
   lua_setiuservalue(L, -2, 1);
-  lua_pushlightuserdata(L, (void *)key);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, -4);
-  lua_pop(L, 2);
+  genc_put(L, RK_FNCACHE, FNCACHE_MAX);
   return ud;
-}
-
-static void fncache_fill(fnproto **slot, fnproto *fp) {
-  fnproto_ref(fp); /* the entry's, dropped by its finalizer */
-  *slot = fp;
 }
 
 /* ------------------------------------------------------------ the receiver's */
 
-/* A goroutine state loaded the Lua function at idx (kept in RK_PROTOS)
-** from fp: remember it, so that sent on from here the function stays fp
-** and the caches do not grow with every hop. A C array in the gstate,
-** not a Lua object: a pooled state that never sends pays 16 bytes. */
+/* The entries of s whose closures the last turn of RK_PROTOS dropped go
+** too: their keys (Proto addresses) may be reused by new prototypes. */
+static void protos_roll(xprotos *s) {
+  s->gen++;
+  int n = 0;
+  for (int i = 0; i < s->n; i++) {
+    if (s->gen - s->v[i].gen <= 1) s->v[n++] = s->v[i];
+    else fnproto_unref(s->v[i].fp);
+  }
+  s->n = n;
+}
+
+/* A goroutine state loaded (or moved to RK_PROTOS's young table) the Lua
+** function at idx from fp: remember it, so that sent on from here the
+** function stays fp without a dump. A C array in the gstate, not a Lua
+** object: a pooled state that never sends pays 16 bytes. */
 static void remember_proto(lua_State *L, int idx, fnproto *fp) {
   xprotos *s = xhost->protos(L);
   if (!s) return;
+  const void *key = protokey(L, idx);
+  for (int i = 0; i < s->n; i++) {
+    if (s->v[i].key == key) {
+      s->v[i].gen = s->gen;
+      return;
+    }
+  }
   if (s->n == s->cap) {
     int cap = s->cap ? 2 * s->cap : 1;
     xproto *np = realloc(s->v, sizeof *np * (size_t)cap);
@@ -347,8 +511,9 @@ static void remember_proto(lua_State *L, int idx, fnproto *fp) {
     s->cap = cap;
   }
   fnproto_ref(fp); /* the gstate's */
-  s->v[s->n].key = protokey(L, idx);
+  s->v[s->n].key = key;
   s->v[s->n].fp = fp;
+  s->v[s->n].gen = s->gen;
   s->n++;
 }
 
@@ -362,27 +527,55 @@ void xfer_free_protos(xprotos *s) {
 fnproto *fnproto_get(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   const void *key = protokey(L, idx);
-  fncache_push(L, false);
   lua_pushlightuserdata(L, (void *)key);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+  bool rolled;
+  if (genc_get(L, RK_FNCACHE, FNCACHE_MAX, &rolled) != GC_MISS) {
     fnproto *fp = *(fnproto **)lua_touserdata(L, -1);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     if (fp) return fp;
   } else {
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   xprotos *s = xhost->protos(L);
   for (int i = 0; s && i < s->n; i++) {
     if (s->v[i].key == key) { /* received: it stays that fnproto */
-      fncache_fill(fncache_slot(L, idx), s->v[i].fp);
+      fnproto **slot = fncache_slot(L, idx);
+      fnproto_ref(s->v[i].fp); /* the entry's, dropped by its finalizer */
+      *slot = s->v[i].fp;
       return s->v[i].fp;
     }
   }
   fnproto **slot = fncache_slot(L, idx);
   fnproto *fp = fnproto_make(L, idx);
   if (!fp) luaL_error(L, "goro: out of memory while copying a function");
-  fncache_fill(slot, fp);
+  *slot = fp; /* the entry takes make's reference */
   return fp;
+}
+
+/* The last entry closure a goroutine of this state ran (RK_PROTOS holds it
+** too): xfer_scrub_state clears its upvalues. */
+static const char rk_entry;
+
+void xfer_scrub_state(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &rk_entry) == LUA_TFUNCTION) {
+    for (int i = 1;; i++) {
+      lua_pushnil(L);
+      if (!lua_setupvalue(L, -2, i)) {
+        lua_pop(L, 1);
+        break;
+      }
+    }
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &rk_entry);
+  }
+  lua_pop(L, 1);
+  /* the closures it sent, and their upvalues: a dump and a lookup in the
+  ** registry make them again */
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_FNCACHE) != LUA_TNIL) {
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_FNCACHE);
+  }
+  lua_pop(L, 1);
 }
 
 /* ------------------------------------------------------------ loading */
@@ -411,18 +604,19 @@ void fnproto_push(lua_State *L, fnproto *fp, bool entry) {
     return;
   }
   /* reuse this state's closure of the same prototype */
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_PROTOS) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PROTOS);
-  }
-  if (lua_rawgeti(L, -1, (lua_Integer)fp->id) != LUA_TFUNCTION) {
+  xprotos *s = xhost->protos(L);
+  lua_pushinteger(L, (lua_Integer)fp->id);
+  bool rolled;
+  int hit = genc_get(L, RK_PROTOS, PROTOS_MAX, &rolled);
+  if (hit == GC_MISS) {
     lua_pop(L, 1);
     fnproto_load(L, fp);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, (lua_Integer)fp->id);
-    remember_proto(L, -1, fp);
+    lua_pushinteger(L, (lua_Integer)fp->id);
+    lua_pushvalue(L, -2);
+    rolled = genc_put(L, RK_PROTOS, PROTOS_MAX);
   }
-  lua_remove(L, -2);
+  if (rolled && s) protos_roll(s);
+  if (hit != GC_YOUNG) remember_proto(L, -1, fp);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &rk_entry);
 }
