@@ -143,6 +143,19 @@ void goro_enter_syscall(void);
 void goro_interrupt(void);
 void goro_interrupt_clear(void);
 
+/* Signals (Ctrl-C while an outside thread waits). Async-signal-safe: wakes
+** the outside wait in progress with GORO_EINTR (and every one after it)
+** until goro_signal_take(), which says whether it was called and clears
+** it. A host's signal handler calls it when it wants the waiting thread
+** back, as the Lua binding does after the interpreter's SIGINT handler. */
+void goro_signal_interrupt(void);
+bool goro_signal_take(void);
+/* This thread's wait hook: fn(ud) is called before each sleep of an
+** outside wait on this thread; true ends the wait with GORO_EINTR.
+** fn NULL: none. */
+typedef bool (*goro_wait_hook)(void *ud);
+void goro_set_wait_hook(goro_wait_hook fn, void *ud);
+
 /* Outside thread: wait until no G is alive. GORO_EDEADLOCK if the remaining
 ** Gs can never finish. From a G context: GORO_EINVAL. */
 int goro_wait_all(int64_t deadline);

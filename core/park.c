@@ -34,6 +34,19 @@
 ** Only a wait without a deadline reports a deadlock: a wait with one ends
 ** by itself, as a Go select with a time.After case does.
 **
+** Signals. A host's signal handler (the Lua interpreter's SIGINT handler,
+** through the binding) calls goro_signal_interrupt, which may take no
+** lock: it sets ext.signalled and bumps the word of the one outside wait
+** published in ext.sigop (the first registered), by atomics and a wake
+** syscall only. ext.insignal counts the calls in flight: the waiter clears
+** sigop (seq_cst), then waits for insignal to read 0 (seq_cst), so a call
+** either saw NULL or is counted and finishes before the op's stack goes.
+** The portable backend's wake takes a mutex (not async-signal-safe): there
+** an outside wait with a wait hook sleeps in slices of EXT_SLICE and
+** re-reads the flag. The wait hook (goro_set_wait_hook) is the thread's
+** own test, called before each sleep: the binding installs its handler
+** there and answers whether the host's handler asked to stop.
+**
 ** goro_wait_all waits for live.ngs == 0 instead of a claim. ngs falls
 ** before nactive (gdestroy: acq_rel, then active_add), so a waiter that
 ** reads nactive == 0 (acquire) re-reads ngs before reporting a deadlock:
@@ -50,10 +63,20 @@ static struct {
   lock_t lock;
   selop *waiters;         /* lock: outside waits in progress */
   _Atomic uint32_t interrupted; /* goro_interrupt until goro_interrupt_clear */
+  _Atomic uint32_t signalled; /* goro_signal_interrupt until goro_signal_take */
+  _Atomic(selop *) sigop;     /* the outside wait a signal wakes, or NULL */
+  _Atomic int insignal;       /* goro_signal_interrupt calls in flight */
 } ext;
+
+/* This thread's wait hook (goro_set_wait_hook). */
+static _Thread_local goro_wait_hook tls_hook;
+static _Thread_local void *tls_hookud;
 
 #if !defined(EXT_SPIN)
 #define EXT_SPIN 2000 /* rounds an outside waiter spins: a sleep costs ~50 us */
+#endif
+#if defined(GORO_WAIT_BACKEND_PORTABLE) && !defined(EXT_SLICE)
+#define EXT_SLICE 10000000 /* ns: a hooked outside wait re-reads ext.signalled */
 #endif
 
 /* ------------------------------------------------------------ notes */
@@ -125,23 +148,62 @@ void goro_interrupt_clear(void) {
   atomic_store_explicit(&ext.interrupted, 0, memory_order_release);
 }
 
+void goro_signal_interrupt(void) {
+  /* seq_cst, all four: the flag before the count (a waiter that missed
+  ** the bump re-reads the flag); the count before the read of sigop, as
+  ** the header says. */
+  atomic_store_explicit(&ext.signalled, 1, memory_order_seq_cst);
+  atomic_fetch_add_explicit(&ext.insignal, 1, memory_order_seq_cst);
+  selop *op = atomic_load_explicit(&ext.sigop, memory_order_seq_cst);
+  if (op && (atomic_fetch_add_explicit(&op->word, 1, memory_order_seq_cst) & OP_SLEEPING)) {
+#if !defined(GORO_WAIT_BACKEND_PORTABLE)
+    wait_wake(&op->word, false);
+#endif
+  }
+  atomic_fetch_sub_explicit(&ext.insignal, 1, memory_order_seq_cst);
+}
+
+bool goro_signal_take(void) {
+  /* acquire: pairs with goro_signal_interrupt's store. */
+  return atomic_exchange_explicit(&ext.signalled, 0, memory_order_acquire) != 0;
+}
+
+void goro_set_wait_hook(goro_wait_hook fn, void *ud) {
+  tls_hook = fn;
+  tls_hookud = ud;
+}
+
 void park_reset(void) {
   memset(&live, 0, sizeof live);
   lock_init(&ext.lock);
   ext.waiters = NULL;
   atomic_store_explicit(&ext.interrupted, 0, memory_order_relaxed);
+  /* ext.signalled, sigop and insignal survive: a handler may run at any
+  ** time, and no wait is in progress across a restart */
 }
 
 /* ------------------------------------------------------- outside waits */
 
-static void ext_register(selop *op) {
+/* outside: the op may also be the one a signal wakes; returns whether it is. */
+static bool ext_register(selop *op, bool outside) {
   lock_acquire(&ext.lock);
   op->extnext = ext.waiters;
   ext.waiters = op;
   lock_release(&ext.lock);
+  selop *none = NULL;
+  /* seq_cst: see the header (Signals). */
+  return outside && atomic_compare_exchange_strong_explicit(&ext.sigop, &none, op,
+                                                            memory_order_seq_cst,
+                                                            memory_order_relaxed);
 }
 
-static void ext_unregister(selop *op) {
+static void ext_unregister(selop *op, bool sig) {
+  if (sig) {
+    /* seq_cst: see the header (Signals); a handler that read op is
+    ** counted in insignal until it no longer touches it */
+    atomic_store_explicit(&ext.sigop, NULL, memory_order_seq_cst);
+    while (atomic_load_explicit(&ext.insignal, memory_order_seq_cst) != 0) cpu_relax();
+  }
   lock_acquire(&ext.lock);
   for (selop **pp = &ext.waiters; *pp; pp = &(*pp)->extnext) {
     if (*pp == op) {
@@ -164,14 +226,16 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
     if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) return GORO_OK;
     cpu_relax();
   }
-  ext_register(op);
+  bool sig = ext_register(op, outside);
   int rc = GORO_OK;
   for (;;) {
     uint32_t w = atomic_load_explicit(&op->word, memory_order_acquire);
     if (w & OP_READY) break;
     int why = 0;
     if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) break;
-    if (outside && atomic_load_explicit(&ext.interrupted, memory_order_acquire))
+    if (outside && (atomic_load_explicit(&ext.interrupted, memory_order_acquire) ||
+                    atomic_load_explicit(&ext.signalled, memory_order_acquire) ||
+                    (tls_hook && tls_hook(tls_hookud))))
       why = GORO_EINTR;
     else if (outside && (deadline == GORO_FOREVER || all_gone) &&
              atomic_load_explicit(&live.nactive, memory_order_acquire) == 0) {
@@ -207,14 +271,17 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
                                                             memory_order_acq_rel,
                                                             memory_order_acquire))
       continue;
+    int64_t left = -1;
     if (deadline > 0) {
-      int64_t left = deadline - goro_now();
-      wait_on(&op->word, ws, left < 0 ? 0 : left);
-    } else {
-      wait_on(&op->word, ws, -1);
+      left = deadline - goro_now();
+      if (left < 0) left = 0;
     }
+#if defined(EXT_SLICE)
+    if (outside && tls_hook && (left < 0 || left > EXT_SLICE)) left = EXT_SLICE;
+#endif
+    wait_on(&op->word, ws, left);
   }
-  ext_unregister(op);
+  ext_unregister(op, sig);
   return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "port.h"
 #include "sched.h"
 
 sched_t sched;
@@ -137,7 +138,10 @@ static void startm(P *p, bool spinning) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 1 << 20);
+  port_sigmask om;
+  port_nosigint_begin(&om);
   int rc = pthread_create(&m->thread, &attr, mstart, m);
+  port_nosigint_end(&om);
   pthread_attr_destroy(&attr);
   if (rc == 0) return;
   lock_acquire(&sched.lock);

@@ -187,7 +187,10 @@ void sysmon_start(void) {
     S.asked[i] = false;
   }
   S.stuckreported = false;
+  port_sigmask om;
+  port_nosigint_begin(&om);
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
+  port_nosigint_end(&om);
 }
 
 void sysmon_stop(void) {

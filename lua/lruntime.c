@@ -91,8 +91,8 @@ static int l_wait(lua_State *L) {
     return luaL_error(L, "goro: go.wait() waits for every goroutine: call it from the main "
                          "state (inside a goroutine, use a waitgroup)");
   errq_raise(L);
-  int rc;
-  while ((rc = goro_wait_all(GORO_FOREVER)) == GORO_EINTR) errq_interrupted(L);
+  int rc = park_wait_all(L);
+  if (rc == PARK_SIGNALLED) return 0; /* the host's hook fires as we return */
   if (rc == GORO_EDEADLOCK) {
     lua_pushfstring(L, "goro: all goroutines are asleep - deadlock! (go.wait: %d "
                        "goroutines are blocked forever)", (int)goro_numgoroutine());
