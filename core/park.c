@@ -47,6 +47,28 @@
 ** own test, called before each sleep: the binding installs its handler
 ** there and answers whether the host's handler asked to stop.
 **
+** The main thread as an M (Go: main is a goroutine). A sleep and a
+** futex wake cost ~50 us on this VM, a goroutine's hand-over a flag. So
+** the first outside thread to wait (the Lua main state's: one outside
+** thread blocks at a time, goro.h) gets an M of its own, mainm, and:
+**   - while it waits, holds a P and runs Gs on its thread (findrunnable_now
+**     + execute, as an M's schedule) until its op is claimed; only when no
+**     G is runnable does it give the P away (handoffp) and spin, then
+**     sleep as any outside waiter. The G that completes main's op sets
+**     OP_READY on main's own thread: no syscall on either side.
+**   - between its operations it keeps that P as P_OUTSIDE (as an M in a
+**     short syscall keeps P_SYSCALL): the next operation takes it back
+**     with one CAS (outside_enter), so the Gs main readies go to that P's
+**     runnext and run on main's thread at its next wait. sysmon retakes a
+**     P_OUTSIDE P that did not change for a period (retake_syscall), as a
+**     syscall's: main running its own Lua for long keeps nobody waiting
+**     more than ~1-2 ms. Only mainm ever sets P_OUTSIDE, so its CAS cannot
+**     take a P that was retaken and given to someone else.
+** Lua running at once stays <= GOMAXPROCS + 1 (main's own code), as
+** before: main runs Gs only while it holds a P, and its own Lua while its
+** P is P_OUTSIDE or gone. Deadlock detection is untouched: main's run
+** loop ends when no G is runnable, and the sleep loop below reads nactive.
+**
 ** goro_wait_all waits for live.ngs == 0 instead of a claim. ngs falls
 ** before nactive (gdestroy: acq_rel, then active_add), so a waiter that
 ** reads nactive == 0 (acquire) re-reads ngs before reporting a deadlock:
@@ -67,6 +89,18 @@ static struct {
   _Atomic(selop *) sigop;     /* the outside wait a signal wakes, or NULL */
   _Atomic int insignal;       /* goro_signal_interrupt calls in flight */
 } ext;
+
+/* The main thread's M (see the header): owned by the thread whose
+** tls_token address is in main_token (the first outside thread to enter
+** an operation after goro_start); mainm_gen says for which runtime. */
+static M mainm;
+static uint64_t mainm_gen;          /* owner only */
+static _Thread_local char tls_token;
+static _Atomic(char *) main_token;
+
+#if !defined(MAIN_CHECK_EVERY)
+#define MAIN_CHECK_EVERY 64 /* G steps between two calls of the wait hook */
+#endif
 
 /* This thread's wait hook (goro_set_wait_hook). */
 static _Thread_local goro_wait_hook tls_hook;
@@ -178,8 +212,124 @@ void park_reset(void) {
   lock_init(&ext.lock);
   ext.waiters = NULL;
   atomic_store_explicit(&ext.interrupted, 0, memory_order_relaxed);
+  /* relaxed: goro_start publishes it with rt.running. */
+  atomic_store_explicit(&main_token, NULL, memory_order_relaxed);
   /* ext.signalled, sigop and insignal survive: a handler may run at any
   ** time, and no wait is in progress across a restart */
+}
+
+/* ----------------------------------------------- the main thread's P */
+
+/* mainm if this thread owns it (claiming it if nobody does), else NULL. */
+static M *main_m(void) {
+  char *none = NULL;
+  /* relaxed: the token only tells threads apart; mainm is the owner's. */
+  if (atomic_load_explicit(&main_token, memory_order_relaxed) != &tls_token &&
+      !atomic_compare_exchange_strong_explicit(&main_token, &none, &tls_token,
+                                               memory_order_relaxed,
+                                               memory_order_relaxed))
+    return NULL;
+  if (mainm_gen != rt.gen) { /* a new runtime: the old Ps are gone */
+    memset(&mainm, 0, sizeof mainm);
+    mainm.id = -1;
+    mainm.thread = pthread_self();
+    mainm.rand = 0x9E3779B97F4A7C15ULL ^ rt.gen;
+    mainm_gen = rt.gen;
+  }
+  return &mainm;
+}
+
+M *outside_enter(void) {
+  if (tls_m) return NULL;
+  M *m = main_m();
+  if (!m) return NULL;
+  tls_m = m;
+  P *p = m->oldp;
+  if (p) {
+    m->oldp = NULL;
+    int st = P_OUTSIDE;
+    /* acquire: pairs with outside_leave's release and orders against
+    ** sysmon's CAS (retake_syscall): exactly one of us wins the P. */
+    if (atomic_compare_exchange_strong_explicit(&p->status, &st, P_RUNNING,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)) {
+      m->p = p;
+      atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+      if (p->id >= atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed)) {
+        /* GOMAXPROCS shrank: the P retires, its Gs to the global queue */
+        m->p = NULL;
+        goro_g *g;
+        lock_acquire(&sched.lock);
+        while ((g = runqget(p)) != NULL) globrunqput(g);
+        pidleput(p); /* GONE */
+        lock_release(&sched.lock);
+        wakep();
+      }
+    }
+  } else if (atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0) {
+    /* an idle P: the Gs this operation readies run here at main's next
+    ** wait, instead of waking an M for them */
+    lock_acquire(&sched.lock);
+    p = pidleget();
+    lock_release(&sched.lock);
+    if (p) {
+      acquirep(m, p);
+      atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+    }
+  }
+  return m;
+}
+
+void outside_leave(M *m) {
+  if (!m) return;
+  P *p = m->p;
+  m->p = NULL;
+  tls_m = NULL;
+  if (!p) return;
+  m->oldp = p;
+  atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+  /* release: what main did with the P is visible to whoever takes it
+  ** (sysmon's acquire CAS, or our own in outside_enter). */
+  atomic_store_explicit(&p->status, P_OUTSIDE, memory_order_release);
+}
+
+/* The main thread waits for op (or, all_gone, for ngs == 0): with a P,
+** it runs Gs until the op is claimed (true) or nothing is runnable, an
+** interrupt is due, an M waits for a P (false: the P is given away). */
+static bool main_run(selop *op, bool all_gone) {
+  M *m = tls_m;
+  if (!m || m != &mainm || m->curg) return false; /* a G of ours blocks here */
+  if (!m->p && atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0) {
+    lock_acquire(&sched.lock);
+    P *p = pidleget();
+    lock_release(&sched.lock);
+    if (p) {
+      acquirep(m, p);
+      atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
+    }
+  }
+  if (!m->p) return false;
+  /* the acquire loads pair as in ext_wait_pred */
+  for (int n = 1;; n++) {
+    if (atomic_load_explicit(&op->word, memory_order_acquire) & OP_READY) return true;
+    if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) return true;
+    if (atomic_load_explicit(&ext.interrupted, memory_order_acquire) ||
+        atomic_load_explicit(&ext.signalled, memory_order_acquire) ||
+        (n % MAIN_CHECK_EVERY == 0 && tls_hook && tls_hook(tls_hookud)) ||
+        atomic_load_explicit(&sched.nwaitp, memory_order_relaxed) > 0 ||
+        /* acquire: as findrunnable's */
+        atomic_load_explicit(&rt.stopping, memory_order_acquire) ||
+        m->p->id >= atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed))
+      break;
+    goro_g *g = findrunnable_now(m);
+    if (!g) break;
+    execute(m, g);
+    if (!m->p) return false; /* retaken, or handed off by a blocking call */
+  }
+  P *p = m->p;
+  m->p = NULL;
+  handoffp(p); /* to an M if work is left on it, else idle */
+  return false;
 }
 
 /* ------------------------------------------------------- outside waits */
@@ -221,6 +371,7 @@ static void ext_unregister(selop *op, bool sig) {
 ** op_wake's OR (OP_READY), gdestroy's decrement (ngs), goro_interrupt's
 ** store, active_add's decrement (nactive). */
 static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outside) {
+  if (outside && main_run(op, all_gone)) return GORO_OK;
   for (int i = 0; i < EXT_SPIN; i++) {
     if (atomic_load_explicit(&op->word, memory_order_acquire) & OP_READY) return GORO_OK;
     if (all_gone && atomic_load_explicit(&live.ngs, memory_order_acquire) == 0) return GORO_OK;
@@ -286,6 +437,10 @@ static int ext_wait_pred(selop *op, int64_t deadline, bool all_gone, bool outsid
 }
 
 void ext_wait(selop *op, int64_t deadline, bool outside) {
+  /* A G run by main's wait that blocks the thread (it cannot park) blocks
+  ** main too: it takes main's part, so that an interrupt or a deadlock
+  ** still ends the wait (its binding raises the error in that G). */
+  if (!outside && tls_m == &mainm) outside = true;
   ext_wait_pred(op, deadline, false, outside);
 }
 
@@ -295,5 +450,8 @@ int goro_wait_all(int64_t deadline) {
   if (!atomic_load_explicit(&rt.running, memory_order_acquire)) return GORO_OK;
   selop op;
   memset(&op, 0, sizeof op);
-  return ext_wait_pred(&op, deadline, true, true);
+  M *om = outside_enter();
+  int rc = ext_wait_pred(&op, deadline, true, true);
+  outside_leave(om);
+  return rc;
 }

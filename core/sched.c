@@ -344,8 +344,31 @@ release:
   goto top;
 }
 
+/* The main thread's wait (park.c), holding m->p: a G of m's own P (those
+** main readied: its hand-over partners), after expired timers; NULL when
+** there is none. Not the global queue nor a steal: a G run on main's
+** thread that blocks it (go.blocking, a wait in a C call) holds main up
+** until it returns, so main runs only the Gs it woke itself. */
+goro_g *findrunnable_now(M *m) {
+  int64_t tn = timers_next();
+  if (tn != INT64_MAX && tn <= goro_now()) timers_run(goro_now());
+  return runqget(m->p);
+}
+
+/* After a P went idle: whether a G waits in some queue (the re-check of
+** findrunnable's release, paired with wakep's fence). */
+bool work_anywhere(void) {
+  /* seq_cst: see the header; pairs with the fence in wakep(). */
+  SEQ_CST_FENCE();
+  if (atomic_load_explicit(&sched.runqsize, memory_order_seq_cst) > 0) return true;
+  int procs = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
+  for (int i = 0; i < procs; i++)
+    if (!runqempty(rt.allp[i])) return true;
+  return false;
+}
+
 /* Runs one step of g on m, then files g by the step's answer. */
-static goro_step execute(M *m, goro_g *g) {
+goro_step execute(M *m, goro_g *g) {
   P *p = m->p;
   p->schedtick++; /* every schedule counts, runnext Gs too (runqget) */
   atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);

@@ -132,7 +132,8 @@ static void *sysmon_main(void *arg) {
       P *p = rt.allp[i];
       if (!p) continue;
       uint32_t t = atomic_load_explicit(&p->tick, memory_order_relaxed);
-      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_SYSCALL) {
+      int pst = atomic_load_explicit(&p->status, memory_order_relaxed);
+      if (pst == P_SYSCALL || pst == P_OUTSIDE) { /* P_OUTSIDE: park.c */
         /* in a syscall since the last look (>= 1 ms): hand the P off */
         if (t == S.lasttick[i] && S.since[i] != 0 && retake_syscall(p)) {
           S.since[i] = 0;

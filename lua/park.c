@@ -311,6 +311,13 @@ int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, i
     int old = goro_nopark(1);
     rc = start(kind, cases, n, deadline, &idx, &ok);
     goro_nopark(old);
+    if (rc == GORO_EINTR) { /* only on the main thread: core/park.c's ext_wait */
+      if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
+      for (int i = 0; i < (kind == PARK_SLEEP ? 0 : n); i++) xfer_drop_val(&vals[i]);
+      return luaL_error(L, "goro: this goroutine's wait was interrupted: it blocked the "
+                           "main thread (a wait inside a C call, such as a sort comparator) "
+                           "when a goroutine error or Ctrl-C had to reach the main state");
+    }
   } else if (deadline == GORO_NOW) {
     rc = start(kind, cases, n, deadline, &idx, &ok);
   } else {
