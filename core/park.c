@@ -328,7 +328,15 @@ static bool main_run(selop *op, bool all_gone) {
   }
   P *p = m->p;
   m->p = NULL;
-  handoffp(p); /* to an M if work is left on it, else idle */
+  if (!runqempty(p)) {
+    handoffp(p); /* its Gs need an M */
+    return false;
+  }
+  /* idle; a spinning M (at most one, wakep) finds what other queues hold */
+  lock_acquire(&sched.lock);
+  pidleput(p);
+  lock_release(&sched.lock);
+  if (work_anywhere()) wakep();
   return false;
 }
 
