@@ -216,12 +216,6 @@ void goready(goro_g *g) {
   M *m = tls_m;
   P *p;
   bool entered = p_enter(m, &p);
-  /* the main thread (park.c's mainm, id -1, between its own operations)
-  ** keeps one G, its hand-over partner, in runnext; the others go where
-  ** Ms find them first, instead of piling up on a P only main runs */
-  if (p && m->id < 0 && !m->curg &&
-      atomic_load_explicit(&p->runnext, memory_order_relaxed) != NULL)
-    p = NULL;
   if (p) {
     runqput(p, g, true);
     /* g waits in runnext to run here as soon as the current G parks (a

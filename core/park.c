@@ -299,16 +299,7 @@ void outside_leave(M *m) {
 static bool main_run(selop *op, bool all_gone) {
   M *m = tls_m;
   if (!m || m != &mainm || m->curg) return false; /* a G of ours blocks here */
-  if (!m->p && atomic_load_explicit(&sched.npidle, memory_order_relaxed) > 0) {
-    lock_acquire(&sched.lock);
-    P *p = pidleget();
-    lock_release(&sched.lock);
-    if (p) {
-      acquirep(m, p);
-      atomic_fetch_add_explicit(&p->tick, 1, memory_order_relaxed);
-    }
-  }
-  if (!m->p) return false;
+  if (!m->p) return false; /* an idle P's queue is empty: nothing of ours to run */
   /* the acquire loads pair as in ext_wait_pred */
   for (int n = 1;; n++) {
     if (atomic_load_explicit(&op->word, memory_order_acquire) & OP_READY) return true;
@@ -332,11 +323,15 @@ static bool main_run(selop *op, bool all_gone) {
     handoffp(p); /* its Gs need an M */
     return false;
   }
-  /* idle; a spinning M (at most one, wakep) finds what other queues hold */
+  /* idle. Gs in a busy P's queue are its M's; one in the global queue may
+  ** have found no idle P while we held this one (wakep saw npidle 0): an M
+  ** for it. Waking one for every other queue would split hand-over pairs
+  ** that share a P (W2) onto two threads. */
   lock_acquire(&sched.lock);
   pidleput(p);
   lock_release(&sched.lock);
-  if (work_anywhere()) wakep();
+  SEQ_CST_FENCE(); /* seq_cst: pairs with wakep's fence (sched.c's header) */
+  if (atomic_load_explicit(&sched.runqsize, memory_order_seq_cst) > 0) wakep();
   return false;
 }
 

@@ -355,18 +355,6 @@ goro_g *findrunnable_now(M *m) {
   return runqget(m->p);
 }
 
-/* After a P went idle: whether a G waits in some queue (the re-check of
-** findrunnable's release, paired with wakep's fence). */
-bool work_anywhere(void) {
-  /* seq_cst: see the header; pairs with the fence in wakep(). */
-  SEQ_CST_FENCE();
-  if (atomic_load_explicit(&sched.runqsize, memory_order_seq_cst) > 0) return true;
-  int procs = atomic_load_explicit(&rt.gomaxprocs, memory_order_relaxed);
-  for (int i = 0; i < procs; i++)
-    if (!runqempty(rt.allp[i])) return true;
-  return false;
-}
-
 /* Runs one step of g on m, then files g by the step's answer. */
 goro_step execute(M *m, goro_g *g) {
   P *p = m->p;

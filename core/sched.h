@@ -322,7 +322,6 @@ goro_g *globrunqget(P *p, int max);   /* sched.lock held */
 void wakep(void);
 goro_g *findrunnable_now(M *m);       /* a G for m's P without blocking, or NULL */
 goro_step execute(M *m, goro_g *g);   /* runs one step of g on m (m->p may go) */
-bool work_anywhere(void);             /* a run queue holds a G (after a seq_cst fence) */
 void handoffp(P *p);                  /* p is the caller's to give away */
 void pidleput(P *p);                  /* sched.lock held */
 P *pidleget(void);                    /* sched.lock held */
