@@ -28,7 +28,10 @@
 **     a deadline: a wait with one ends at its deadline, as a Go select with
 **     a time.After case does; goro_wait_all reports it at once either way), GORO_EINTR after goro_interrupt(). Deadlock
 **     detection assumes one outside thread blocks at a time (the Lua main
-**     state): outside threads waking each other are not seen.
+**     state): outside threads waking each other are not seen. The first
+**     outside thread to wait becomes the main thread: it keeps a P
+**     between its operations and runs the Gs it readied while it waits,
+**     on its own thread (park.c); so a step may run on that thread too.
 */
 #ifndef GORO_H
 #define GORO_H

@@ -51,11 +51,14 @@
 ** futex wake cost ~50 us on this VM, a goroutine's hand-over a flag. So
 ** the first outside thread to wait (the Lua main state's: one outside
 ** thread blocks at a time, goro.h) gets an M of its own, mainm, and:
-**   - while it waits, holds a P and runs Gs on its thread (findrunnable_now
-**     + execute, as an M's schedule) until its op is claimed; only when no
-**     G is runnable does it give the P away (handoffp) and spin, then
-**     sleep as any outside waiter. The G that completes main's op sets
-**     OP_READY on main's own thread: no syscall on either side.
+**   - while it waits with that P, it runs the P's Gs on its thread
+**     (findrunnable_now + execute, as an M's schedule) until its op is
+**     claimed: the Gs main readied itself, its hand-over partners; never
+**     the global queue nor a steal, since a G that blocks the thread (a
+**     wait in a C call, go.blocking) holds main up until it returns. When
+**     none is left it gives the P back (idle, or to an M if Gs remain)
+**     and spins, then sleeps as any outside waiter. The G that completes
+**     main's op sets OP_READY on main's own thread: no syscall at all.
 **   - between its operations it keeps that P as P_OUTSIDE (as an M in a
 **     short syscall keeps P_SYSCALL): the next operation takes it back
 **     with one CAS (outside_enter), so the Gs main readies go to that P's

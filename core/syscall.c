@@ -18,6 +18,10 @@
 **   SYSCALL    RUNNING    its M                  goro_exit_blocking's CAS (acquire)
 **   SYSCALL    RETAKEN    sysmon                 retake_syscall's CAS (acquire);
 **                                                exactly one of M and sysmon wins
+**   RUNNING    OUTSIDE    the main thread's M    outside_leave (park.c): kept
+**                                                between main's operations
+**   OUTSIDE    RUNNING    the main thread's M    outside_enter's CAS (acquire)
+**   OUTSIDE    RETAKEN    sysmon                 retake_syscall, as SYSCALL
 **   RETAKEN    IDLE or    sysmon                 handoffp -> pidleput / startm;
 **              RUNNING                           the new M's acquirep
 **   any        GONE       the owner / gomaxprocs pidleput or goro_gomaxprocs when
