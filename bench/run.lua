@@ -45,6 +45,12 @@ local WL = {
    better = "low"},
   {id = "W8", what = "spawn+finish 1 M short goroutines", unit = "µs/goroutine",
    target = 0.5, better = "low"},
+  {id = "W9", what = "main receives unbuffered, 100 000", unit = "µs/receive",
+   target = 1, better = "low"},
+  {id = "W10", what = "main select over 2, 200 000", unit = "µs/select",
+   target = 1.5, better = "low"},
+  {id = "W11", what = "start latency p99, 5 000 spawns", unit = "µs",
+   target = 100, better = "low"},
 }
 
 -- BENCH_ONLY="W2 W4": only those workloads (a partial report).

@@ -1,6 +1,6 @@
 -- workloads.lua — the benchmark workloads W1..W8 of issue #6, one per run.
 --
---   lua5.4 bench/workloads.lua W1|W2|W3|W4|W4base|W5|W6|W7|W7s|W8 [scale]
+--   lua5.4 bench/workloads.lua W1|W2|W3|W4|W4base|W5|W6|W7|W7s|W8|W9|W10|W11 [scale]
 --
 -- Runs one workload once in this (fresh) process and prints
 --   RESULT <name> <figure>      the figure, in the unit of bench/run.lua's table
@@ -287,6 +287,57 @@ function W.W8()
   local dt = go.now() - t0
   go.wait()
   result("W8", dt / N * 1e6)
+end
+
+-- W9 the main state receives N integers from one goroutine over an
+-- unbuffered channel (issue #12). µs per receive.
+function W.W9()
+  local N = size(100000, 1000)
+  local c = go.chan()
+  go(function(c, n) for i = 1, n do c:send(i) end end, c, N)
+  local t0 = go.now()
+  local sum = 0
+  for _ = 1, N do sum = sum + c:recv() end
+  local dt = go.now() - t0
+  assert(sum == N * (N + 1) // 2, "W9: wrong sum " .. sum)
+  go.wait()
+  result("W9", dt / N * 1e6)
+end
+
+-- W10 the main state selects over 2 unbuffered channels, each fed by its
+-- own goroutine. µs per select.
+function W.W10()
+  local N = size(100000, 1000)
+  local a, b = go.chan(), go.chan()
+  local function feed(c, n, s) for i = 1, n do c:send(s * i) end end
+  go(feed, a, N, 1)
+  go(feed, b, N, -1)
+  local t0 = go.now()
+  local sum = 0
+  local cases = {{a, "recv"}, {b, "recv"}}
+  for _ = 1, 2 * N do
+    local _, v = go.select(cases)
+    sum = sum + v
+  end
+  local dt = go.now() - t0
+  assert(sum == 0, "W10: wrong sum " .. sum)
+  go.wait()
+  result("W10", dt / (2 * N) * 1e6)
+end
+
+-- W11 start latency: main spawns one goroutine at a time while the Ps are
+-- idle; the goroutine sends how long after the spawn it began. p99, µs.
+function W.W11()
+  local N = size(5000, 200)
+  local c = go.chan()
+  local lat = {}
+  for i = 1, N do
+    go(function(c, t0) c:send(go.now() - t0) end, c, go.now())
+    lat[i] = c:recv()
+  end
+  go.wait()
+  table.sort(lat)
+  result("W11", lat[math.max(1, math.ceil(N * 0.99))] * 1e6)
 end
 
 local fn = W[which] or error("unknown workload " .. which)

@@ -28,7 +28,10 @@
 **     a deadline: a wait with one ends at its deadline, as a Go select with
 **     a time.After case does; goro_wait_all reports it at once either way), GORO_EINTR after goro_interrupt(). Deadlock
 **     detection assumes one outside thread blocks at a time (the Lua main
-**     state): outside threads waking each other are not seen.
+**     state): outside threads waking each other are not seen. The first
+**     outside thread to wait becomes the main thread: it keeps a P
+**     between its operations and runs the Gs it readied while it waits,
+**     on its own thread (park.c); so a step may run on that thread too.
 */
 #ifndef GORO_H
 #define GORO_H
@@ -152,6 +155,19 @@ void goro_enter_syscall(void);
 ** outside waits with GORO_EINTR until goro_interrupt_clear(). */
 void goro_interrupt(void);
 void goro_interrupt_clear(void);
+
+/* Signals (Ctrl-C while an outside thread waits). Async-signal-safe: wakes
+** the outside wait in progress with GORO_EINTR (and every one after it)
+** until goro_signal_take(), which says whether it was called and clears
+** it. A host's signal handler calls it when it wants the waiting thread
+** back, as the Lua binding does after the interpreter's SIGINT handler. */
+void goro_signal_interrupt(void);
+bool goro_signal_take(void);
+/* This thread's wait hook: fn(ud) is called before each sleep of an
+** outside wait on this thread; true ends the wait with GORO_EINTR.
+** fn NULL: none. */
+typedef bool (*goro_wait_hook)(void *ud);
+void goro_set_wait_hook(goro_wait_hook fn, void *ud);
 
 /* Outside thread: wait until no G is alive. GORO_EDEADLOCK if the remaining
 ** Gs can never finish. From a G context: GORO_EINVAL. */

@@ -12,6 +12,8 @@
 **   preemption signal  pthread_kill to an M's thread    else flag only: a G is
 **                                                        asked to yield at its
 **                                                        next core call
+**   SIGINT masked      pthread_sigmask around the core's else nothing
+**                      pthread_create
 **   cpu_relax          pause / yield instructions       else nothing (lock.h)
 ** The core names no threads (pthread_setname_np differs on every system) and
 ** installs no signal handler (the binding does: goro_set_preempt_signal).
@@ -50,9 +52,26 @@ static inline int port_online_cpus(void) {
 #if defined(_POSIX_VERSION) && !defined(GORO_NO_SIGNALS)
 #include <pthread.h>
 static inline void port_signal_thread(pthread_t t, int signo) { pthread_kill(t, signo); }
+/* Threads the core starts leave SIGINT (Ctrl-C) to the host's threads:
+** the Lua interpreter's handler must run on the main thread, whose wait
+** it interrupts (park.c). Wraps pthread_create: the new thread inherits
+** the mask. */
+typedef sigset_t port_sigmask;
+static inline void port_nosigint_begin(port_sigmask *old) {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &s, old);
+}
+static inline void port_nosigint_end(const port_sigmask *old) {
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
 #else
 #pragma message("goro: no POSIX signals: preemption sets the G's flag only (it yields at its next core call)")
 static inline void port_signal_thread(pthread_t t, int signo) { (void)t; (void)signo; }
+typedef int port_sigmask;
+static inline void port_nosigint_begin(port_sigmask *old) { (void)old; }
+static inline void port_nosigint_end(const port_sigmask *old) { (void)old; }
 #endif
 
 /* The calling thread's kernel id (Linux), 0 where unknown. */

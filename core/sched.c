@@ -138,7 +138,10 @@ static void startm(P *p, bool spinning) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 1 << 20);
+  port_sigmask om;
+  port_nosigint_begin(&om);
   int rc = pthread_create(&m->thread, &attr, mstart, m);
+  port_nosigint_end(&om);
   pthread_attr_destroy(&attr);
   if (rc == 0) return;
   lock_acquire(&sched.lock);
@@ -341,8 +344,19 @@ release:
   goto top;
 }
 
+/* The main thread's wait (park.c), holding m->p: a G of m's own P (those
+** main readied: its hand-over partners), after expired timers; NULL when
+** there is none. Not the global queue nor a steal: a G run on main's
+** thread that blocks it (go.blocking, a wait in a C call) holds main up
+** until it returns, so main runs only the Gs it woke itself. */
+goro_g *findrunnable_now(M *m) {
+  int64_t tn = timers_next();
+  if (tn != INT64_MAX && tn <= goro_now()) timers_run(goro_now());
+  return runqget(m->p);
+}
+
 /* Runs one step of g on m, then files g by the step's answer. */
-static goro_step execute(M *m, goro_g *g) {
+goro_step execute(M *m, goro_g *g) {
   P *p = m->p;
   p->schedtick++; /* every schedule counts, runnext Gs too (runqget) */
   atomic_store_explicit(&p->tick, p->schedtick, memory_order_relaxed);

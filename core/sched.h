@@ -109,7 +109,9 @@ enum {
   P_RUNNING, /* owned by an M (or by sysmon between a retake and handoffp) */
   P_SYSCALL, /* its M is in a short call (goro_enter_syscall): M or sysmon CAS */
   P_GONE,    /* id >= GOMAXPROCS: nobody's */
-  P_RETAKEN  /* sysmon won it from P_SYSCALL and is handing it off */
+  P_RETAKEN, /* sysmon won it from P_SYSCALL or P_OUTSIDE and is handing it off */
+  P_OUTSIDE  /* kept by the main thread between its operations (park.c): it
+             ** or sysmon CAS, as P_SYSCALL */
 };
 
 struct P {
@@ -326,6 +328,8 @@ goro_g *globrunqget(P *p, int max);   /* sched.lock held */
 
 /* sched.c: the schedule loop and the P and M lists */
 void wakep(void);
+goro_g *findrunnable_now(M *m);       /* a G for m's P without blocking, or NULL */
+goro_step execute(M *m, goro_g *g);   /* runs one step of g on m (m->p may go) */
 void handoffp(P *p);                  /* p is the caller's to give away */
 void pidleput(P *p);                  /* sched.lock held */
 P *pidleget(void);                    /* sched.lock held */
@@ -345,6 +349,10 @@ void ext_wake_all(void);              /* every outside waiter re-checks */
 /* A thread waits for op; outside: deadlock and interrupt checks apply
 ** (only an outside thread waiting forever can deadlock). */
 void ext_wait(selop *op, int64_t deadline, bool outside);
+/* The main thread around an operation: takes back the P it kept (its M,
+** or NULL on any other thread or inside an M), and keeps it again. */
+M *outside_enter(void);
+void outside_leave(M *m);
 void park_reset(void);                /* goro_start */
 
 /* timer.c */
@@ -357,7 +365,7 @@ void timers_run(int64_t now);         /* fire expired timers */
 void select_cancel_all(goro_g *g);    /* goro_stop: unlink a parked G's sudogs */
 
 /* syscall.c: retake (called by sysmon) */
-bool retake_syscall(P *p);  /* P_SYSCALL too long -> handoff */
+bool retake_syscall(P *p);  /* P_SYSCALL or P_OUTSIDE too long -> handoff */
 bool retake_running(P *p);  /* a step holds p too long -> handoff */
 
 /* sysmon.c */

@@ -102,8 +102,8 @@ static int cmp_sudog(const void *a, const void *b) {
 
 #define SEL_STACK 8
 
-int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
-                bool *recvok) {
+static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
+                    bool *recvok) {
   if (n < 0 || (n > 0 && !cases)) return GORO_EINVAL;
   goro_g *g = goro_self();
   if (g && g->op.pending) return GORO_EINVAL; /* finish the last one first */
@@ -236,6 +236,16 @@ int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
 out:
   if (poll != pollstack) free(poll);
   if (sgs != stackbuf && !(parkg && sgs == g->sgbuf)) free(sgs);
+  return rc;
+}
+
+/* The main thread runs it with the P it keeps between operations (park.c),
+** so the Gs it readies go to that P and run on its thread when it waits. */
+int goro_select(goro_case *cases, int n, int64_t deadline, int *index,
+                bool *recvok) {
+  M *om = outside_enter();
+  int rc = selectgo(cases, n, deadline, index, recvok);
+  outside_leave(om);
   return rc;
 }
 

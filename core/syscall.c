@@ -18,6 +18,10 @@
 **   SYSCALL    RUNNING    its M                  goro_exit_blocking's CAS (acquire)
 **   SYSCALL    RETAKEN    sysmon                 retake_syscall's CAS (acquire);
 **                                                exactly one of M and sysmon wins
+**   RUNNING    OUTSIDE    the main thread's M    outside_leave (park.c): kept
+**                                                between main's operations
+**   OUTSIDE    RUNNING    the main thread's M    outside_enter's CAS (acquire)
+**   OUTSIDE    RETAKEN    sysmon                 retake_syscall, as SYSCALL
 **   RETAKEN    IDLE or    sysmon                 handoffp -> pidleput / startm;
 **              RUNNING                           the new M's acquirep
 **   any        GONE       the owner / gomaxprocs pidleput or goro_gomaxprocs when
@@ -87,11 +91,16 @@ void goro_enter_syscall(void) {
 /* sysmon: takes a P from an M that has been in a syscall too long. */
 bool retake_syscall(P *p) {
   int st = P_SYSCALL;
-  /* acquire: pairs with enter_syscall's release; P_RETAKEN holds it while
-  ** handoffp decides (it sets the P's next status). */
+  /* acquire: pairs with enter_syscall's release (or park.c's, for
+  ** P_OUTSIDE); P_RETAKEN holds it while handoffp decides (it sets the
+  ** P's next status). */
   if (!atomic_compare_exchange_strong_explicit(&p->status, &st, P_RETAKEN,
                                                memory_order_acquire,
-                                               memory_order_relaxed))
+                                               memory_order_relaxed) &&
+      (st != P_OUTSIDE ||
+       !atomic_compare_exchange_strong_explicit(&p->status, &st, P_RETAKEN,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)))
     return false;
   STAT_ADD(retake, 1);
   STAT_ADD(handoffs, 1);

@@ -168,7 +168,8 @@ static void *sysmon_main(void *arg) {
       P *p = rt.allp[i];
       if (!p) continue;
       uint32_t t = atomic_load_explicit(&p->tick, memory_order_relaxed);
-      if (atomic_load_explicit(&p->status, memory_order_relaxed) == P_SYSCALL) {
+      int pst = atomic_load_explicit(&p->status, memory_order_relaxed);
+      if (pst == P_SYSCALL || pst == P_OUTSIDE) { /* P_OUTSIDE: park.c */
         /* in a syscall since the last look (>= 1 ms): hand the P off */
         if (t == S.lasttick[i] && S.since[i] != 0 && retake_syscall(p)) {
           S.since[i] = 0;
@@ -229,7 +230,10 @@ void sysmon_start(void) {
     S.incall[i] = false;
   }
   S.stuckreported = 0;
+  port_sigmask om;
+  port_nosigint_begin(&om);
   S.started = pthread_create(&S.thread, NULL, sysmon_main, NULL) == 0;
+  port_nosigint_end(&om);
 }
 
 void sysmon_stop(void) {

@@ -16,6 +16,7 @@
 */
 #include <stdlib.h>
 
+#include "port.h"
 #include "sched.h"
 
 struct goro_timer {
@@ -159,7 +160,10 @@ void timers_init(void) {
   /* relaxed: a hint (publish_next); pthread_create orders it anyway */
   atomic_store_explicit(&T.next, INT64_MAX, memory_order_relaxed);
   note_clear(&T.note);
+  port_sigmask om;
+  port_nosigint_begin(&om);
   T.started = pthread_create(&T.thread, NULL, timerthread, NULL) == 0;
+  port_nosigint_end(&om);
 }
 
 void timers_fini(void) {

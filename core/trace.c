@@ -247,7 +247,7 @@ static void emit(const trec *r) {
 static int mytid(void) {
   M *m = tls_m;
   if (!m) return tls_tracemain ? TID_MAIN : TID_OTHER;
-  return m->p ? m->p->id + 1 : TID_M + m->id;
+  return m->p ? m->p->id + 1 : m->id < 0 ? TID_MAIN : TID_M + m->id; /* -1: main's M */
 }
 
 static uint64_t curgid(void) {
@@ -280,7 +280,7 @@ void trace_run_end(M *m, P *p, goro_g *g, int result) {
             .type = EV_RUN, .arg = result, .bts = run.bts, .reason = run.reason};
   /* the P stayed ours the whole step (no handoff, no retake, no syscall) */
   bool kept = p == run.p && atomic_load_explicit(&p->tick, memory_order_relaxed) == run.tick;
-  r.tid = kept ? p->id + 1 : TID_M + m->id;
+  r.tid = kept ? p->id + 1 : m->id < 0 ? TID_MAIN : TID_M + m->id;
   run.p = NULL;
   emit(&r);
 }

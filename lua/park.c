@@ -10,7 +10,24 @@
 ** elements stay in p meanwhile: the C frame that made them is gone.
 ** Where a yield is impossible (a C boundary), goro_nopark(1) makes the
 ** operation block the M with a P handoff. The main state blocks its thread.
+**
+** Ctrl-C while main waits. The interpreter's SIGINT handler (lua.c's
+** laction) arms a hook on the main state that raises "interrupted!" at the
+** next call or return; main, asleep in the core, would never get there.
+** So while main waits, a handler of ours stands in front of the host's
+** (installed by the core's wait hook, before main first sleeps, when the
+** host has one: with SIG_DFL a SIGINT ends the process, as Go's does). It
+** calls the host's handler, and if that armed a hook on the waiting state
+** (or on the main thread, when main waits inside a coroutine), it wakes
+** the wait (goro_signal_interrupt, async-signal-safe). The wait ends with
+** nothing done (the core claims the op: a receive consumed nothing, a
+** send sent nothing), and the C function returns with no results, so the
+** host's hook fires right there, with its own message and traceback. A
+** host handler that arms no hook just runs: the wait goes on.
 */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "errors.h"
@@ -145,8 +162,137 @@ static int park_k(lua_State *L, int status, lua_KContext ctx) {
   return results(L, kind, rc, idx, ok, vals, n, p->cases);
 }
 
+/* ------------------------------------------------ main's waits, Ctrl-C */
+
+/* The main state's wait in progress, as the SIGINT handler sees it:
+** written by the main thread before it is published in sig_mw. */
+typedef struct mainwait {
+  lua_State *L;    /* the waiting state: main, or a coroutine of it */
+  lua_State *main; /* the main thread's state (== L when not in a coroutine) */
+  lua_Hook h, mh;  /* their hooks when the wait began */
+  int m, mm;       /* ... and hook masks */
+} mainwait;
+
+static mainwait mw;
+static _Atomic(mainwait *) sig_mw; /* &mw while main waits, else NULL */
+static _Atomic int sig_in;         /* handlers between reading sig_mw and done */
+static struct sigaction host_sa;   /* the handler ours forwards to */
+
+static bool hooks_moved(const mainwait *w) {
+  return lua_gethook(w->L) != w->h || lua_gethookmask(w->L) != w->m ||
+         lua_gethook(w->main) != w->mh || lua_gethookmask(w->main) != w->mm;
+}
+
+static void on_sigint(int sig, siginfo_t *si, void *uc) {
+  int saved = errno;
+  /* seq_cst: the count before the read of sig_mw; main_end clears sig_mw
+  ** and then waits for the count to fall (as park.c's insignal). */
+  atomic_fetch_add_explicit(&sig_in, 1, memory_order_seq_cst);
+  if (host_sa.sa_flags & SA_RESETHAND) signal(sig, SIG_DFL);
+  if (host_sa.sa_flags & SA_SIGINFO) host_sa.sa_sigaction(sig, si, uc);
+  else host_sa.sa_handler(sig);
+  mainwait *w = atomic_load_explicit(&sig_mw, memory_order_seq_cst);
+  if (w && hooks_moved(w)) goro_signal_interrupt();
+  atomic_fetch_sub_explicit(&sig_in, 1, memory_order_seq_cst);
+  errno = saved;
+}
+
+/* The core's wait hook, before main sleeps: our handler in front of the
+** host's (lua.c sets its own again at every chunk it runs), and whether
+** a hook was armed since the wait began (a SIGINT that came before). */
+static bool main_wait_hook(void *ud) {
+  struct sigaction cur;
+  if (sigaction(SIGINT, NULL, &cur) == 0) {
+    bool ours = (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigint;
+    bool fn = (cur.sa_flags & SA_SIGINFO) ||
+              (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
+    if (!ours && fn) {
+      host_sa = cur;
+      struct sigaction sa = cur;
+      sa.sa_sigaction = on_sigint;
+      sa.sa_flags = (cur.sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+      sigaction(SIGINT, &sa, NULL);
+    }
+  }
+  return hooks_moved(ud);
+}
+
+static void main_begin(lua_State *L) {
+  mw.L = L;
+  mw.main = L;
+  if (!lua_pushthread(L)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    mw.main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  mw.h = lua_gethook(L);
+  mw.m = lua_gethookmask(L);
+  mw.mh = lua_gethook(mw.main);
+  mw.mm = lua_gethookmask(mw.main);
+  goro_set_wait_hook(main_wait_hook, &mw);
+  /* seq_cst: as on_sigint's read. */
+  atomic_store_explicit(&sig_mw, &mw, memory_order_seq_cst);
+}
+
+/* Ends the wait main_begin began; true when a hook was armed meanwhile:
+** the caller returns to Lua at once, where it fires. A hook armed on the
+** main thread while main waits in a coroutine moves to the coroutine. */
+static bool main_end(void) {
+  bool moved = hooks_moved(&mw);
+  /* seq_cst: see on_sigint. */
+  atomic_store_explicit(&sig_mw, NULL, memory_order_seq_cst);
+  while (atomic_load_explicit(&sig_in, memory_order_seq_cst) != 0) {}
+  goro_set_wait_hook(NULL, NULL);
+  goro_signal_take();
+  if (moved && mw.main != mw.L && lua_gethook(mw.L) == mw.h && lua_gethookmask(mw.L) == mw.m) {
+    lua_sethook(mw.L, lua_gethook(mw.main), lua_gethookmask(mw.main),
+                lua_gethookcount(mw.main));
+    lua_sethook(mw.main, mw.mh, mw.mm, lua_gethookcount(mw.main));
+  }
+  return moved;
+}
+
+/* The main state's wait: run(arg) until it ends with anything but
+** GORO_EINTR; a goroutine error that interrupted it is raised. Returns
+** PARK_SIGNALLED when a signal's hook is armed (see the header). */
+static int main_wait(lua_State *L, int (*run)(void *), void *arg) {
+  for (;;) {
+    main_begin(L);
+    int rc = run(arg);
+    if (main_end()) return PARK_SIGNALLED;
+    if (rc != GORO_EINTR) return rc;
+    errq_interrupted(L); /* raises the error that interrupted main, if any */
+  }
+}
+
+static int run_wait_all(void *arg) {
+  (void)arg;
+  return goro_wait_all(GORO_FOREVER);
+}
+
+int park_wait_all(lua_State *L) {
+  return main_wait(L, run_wait_all, NULL);
+}
+
+/* ------------------------------------------------------------ park_op */
+
 static int start(int kind, goro_case *cases, int n, int64_t deadline, int *idx, bool *ok) {
   return kind == PARK_SLEEP ? goro_sleep(deadline) : goro_select(cases, n, deadline, idx, ok);
+}
+
+struct opargs {
+  int kind;
+  goro_case *cases;
+  int n;
+  int64_t deadline;
+  int *idx;
+  bool *ok;
+};
+
+static int run_op(void *arg) {
+  struct opargs *a = arg;
+  return start(a->kind, a->cases, a->n, a->deadline, a->idx, a->ok);
 }
 
 int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, int n,
@@ -162,13 +308,29 @@ int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, i
       if (kind == PARK_WAIT) p->waitchan = cases[0].c; /* park_k drops it */
       return lua_yieldk(L, 0, (lua_KContext)p, park_k);
     }
+  } else if (p) {
+    int old = goro_nopark(1);
+    rc = start(kind, cases, n, deadline, &idx, &ok);
+    goro_nopark(old);
+    if (rc == GORO_EINTR) { /* only on the main thread: core/park.c's ext_wait */
+      if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
+      for (int i = 0; i < (kind == PARK_SLEEP ? 0 : n); i++) xfer_drop_val(&vals[i]);
+      return luaL_error(L, "goro: this goroutine's wait was interrupted: it blocked the "
+                           "main thread (a wait inside a C call, such as a sort comparator) "
+                           "when a goroutine error or Ctrl-C had to reach the main state");
+    }
+  } else if (deadline == GORO_NOW) {
+    rc = start(kind, cases, n, deadline, &idx, &ok);
   } else {
-    int old = p ? goro_nopark(1) : 0;
-    if (!p) ldump_main_wait(L, kind, cases, n);
-    while ((rc = start(kind, cases, n, deadline, &idx, &ok)) == GORO_EINTR && !p)
-      errq_interrupted(L); /* raises the error that interrupted main, if any */
-    if (p) goro_nopark(old);
-    else ldump_main_wait(NULL, 0, NULL, 0);
+    struct opargs a = {kind, cases, n, deadline, &idx, &ok};
+    ldump_main_wait(L, kind, cases, n);
+    rc = main_wait(L, run_op, &a);
+    ldump_main_wait(NULL, 0, NULL, 0);
+    if (rc == PARK_SIGNALLED) {
+      if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
+      for (int i = 0; i < (kind == PARK_SLEEP ? 0 : n); i++) xfer_drop_val(&vals[i]);
+      return 0; /* the host's hook fires as we return */
+    }
   }
   if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
   return results(L, kind, rc, idx, ok, vals, n, cases);

@@ -60,4 +60,10 @@ bool park_cases(parked *p, int n);
 int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, int n,
             int64_t deadline, xval *vals);
 
+/* go.wait in the main state: goro_wait_all's result, after raising the
+** goroutine errors that interrupt it, or PARK_SIGNALLED: a SIGINT armed the
+** host's hook (park.c), the caller returns to Lua at once with no results. */
+#define PARK_SIGNALLED 1
+int park_wait_all(lua_State *L);
+
 #endif

@@ -17,6 +17,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,6 +303,66 @@ func w8() {
 	result("W8", dt/float64(n)*1e6)
 }
 
+func w9() {
+	n := size(100000, 1000)
+	c := make(chan int)
+	go func() {
+		for i := 1; i <= n; i++ {
+			c <- i
+		}
+	}()
+	t0 := time.Now()
+	sum := 0
+	for i := 0; i < n; i++ {
+		sum += <-c
+	}
+	dt := time.Since(t0).Seconds()
+	check(sum == n*(n+1)/2, "W9: wrong sum")
+	result("W9", dt/float64(n)*1e6)
+}
+
+func w10() {
+	n := size(100000, 1000)
+	a, b := make(chan int), make(chan int)
+	feed := func(c chan int, s int) {
+		for i := 1; i <= n; i++ {
+			c <- s * i
+		}
+	}
+	go feed(a, 1)
+	go feed(b, -1)
+	t0 := time.Now()
+	sum := 0
+	for i := 0; i < 2*n; i++ {
+		select {
+		case v := <-a:
+			sum += v
+		case v := <-b:
+			sum += v
+		}
+	}
+	dt := time.Since(t0).Seconds()
+	check(sum == 0, "W10: wrong sum")
+	result("W10", dt/float64(2*n)*1e6)
+}
+
+func w11() {
+	n := size(5000, 200)
+	c := make(chan time.Duration)
+	lat := make([]float64, n)
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		go func() { c <- time.Since(t0) }()
+		lat[i] = (<-c).Seconds()
+	}
+	sort.Float64s(lat)
+	k := int(math.Ceil(float64(n)*0.99)) - 1
+	if k < 0 {
+		k = 0
+	}
+	result("W11", lat[k]*1e6)
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: workloads W1..W8 [scale]")
@@ -334,6 +395,12 @@ func main() {
 		w7s()
 	case "W8":
 		w8()
+	case "W9":
+		w9()
+	case "W10":
+		w10()
+	case "W11":
+		w11()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(2)
