@@ -18,6 +18,8 @@
 #   mk/reliability.mk: make stress, make fuzz, make fuzz-merge, make valgrind
 #   mk/luaversions.mk: make test-lua-versions (every release in ../shared/lua-releases)
 #   mk/package.mk:     make lint-rockspecs
+#   mk/soak.mk:        make soak (memory after goroutines end; SOAK_SCALE)
+#   mk/trace.mk:       make trace-check (a trace rendered in headless Chromium)
 #
 # Variables: BUILD (output folder), SAN (sanitizer flags, set by tsan/asan),
 # OPT, WERROR, WAIT (=portable: the pthread wait/wake backend), LUA, LUA_INC,
