@@ -55,23 +55,17 @@ end
 -- ctx:done() -> a channel closed when ctx is cancelled, or nil for a
 -- context that can never be cancelled (background), like Go's nil Done
 -- channel: a nil case in go.select never fires.
-function methods.done(c)
-  local n = c.n
-  return n and n:done()
-end
-
 -- ctx:err() -> nil while ctx is live, then "context canceled" or
 -- "context deadline exceeded" (context.canceled / .deadline_exceeded).
-function methods.err(c)
-  local n = c.n
-  return n and n:err()
-end
-
 -- ctx:cause() / context.cause(ctx) -> the cause given to the cancel of
 -- with_cancel_cause (or of an ancestor's), else ctx:err().
-function methods.cause(c)
-  local n = c.n
-  return n and n:cause()
+-- Each asks the context's node in the shared tree (nil for background).
+for _, name in ipairs{"done", "err", "cause"} do
+  methods[name] = function(c)
+    local n = c.n
+    if n then return n[name](n) end
+    return nil -- one value: {ctx:done(), "recv"} keeps its shape
+  end
 end
 
 -- ctx:deadline() -> t, true when ctx has a deadline (t on go.now()'s
