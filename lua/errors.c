@@ -226,54 +226,59 @@ bool errq_report(lua_State *L, uint64_t id, int st, bool cancelled) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
   bool reusable = luacompat_reset(L, NULL); /* so that we may call into L */
   lua_settop(L, 0);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &errkey);
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &errkey);
-  if (cancelled) { /* asked for from outside: its end, not a failure */
+  /* W: where we may call. A thread that keeps its error status after the
+  ** reset (Lua 5.4.3) takes no calls: its state's main thread does. */
+  lua_State *W = L;
+  if (!reusable) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    W = lua_tothread(L, -1);
     lua_settop(L, 0);
+  }
+  const int base = lua_gettop(W), ev = base + 1; /* ev: the error value */
+  lua_rawgetp(W, LUA_REGISTRYINDEX, &errkey);
+  lua_pushnil(W);
+  lua_rawsetp(W, LUA_REGISTRYINDEX, &errkey);
+  if (cancelled) { /* asked for from outside: its end, not a failure */
+    lua_settop(W, base);
     return reusable;
   }
   luaL_Buffer B;
-  luaL_buffinit(L, &B); /* above the error value, at 1 */
-  lua_pushfstring(L, "goroutine %I: ", (LUAI_UACINT)id);
+  luaL_buffinit(W, &B); /* above the error value */
+  lua_pushfstring(W, "goroutine %I: ", (LUAI_UACINT)id);
   luaL_addvalue(&B);
   xval v = {.tag = XV_NIL};
-  bool isval = lua_type(L, 1) != LUA_TSTRING;
+  bool isval = lua_type(W, ev) != LUA_TSTRING;
   if (!isval) {
-    lua_pushvalue(L, 1);
+    lua_pushvalue(W, ev);
     luaL_addvalue(&B);
-  } else if (!reusable) {
-    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    luaL_addvalue(&B);
-    isval = false;
   } else {
-    lua_pushcfunction(L, tostring_err);
-    lua_pushvalue(L, 1);
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-      lua_pop(L, 1);
-      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    lua_pushcfunction(W, tostring_err);
+    lua_pushvalue(W, ev);
+    if (lua_pcall(W, 1, 1, 0) != LUA_OK || !lua_isstring(W, -1)) {
+      lua_pop(W, 1);
+      lua_pushfstring(W, "(error object is a %s value)", luaL_typename(W, ev));
     }
     luaL_addvalue(&B);
-    lua_pushcfunction(L, encode_err);
-    lua_pushlightuserdata(L, &v);
-    lua_pushvalue(L, 1);
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK || !lua_isnil(L, -1)) {
+    lua_pushcfunction(W, encode_err);
+    lua_pushlightuserdata(W, &v);
+    lua_pushvalue(W, ev);
+    if (lua_pcall(W, 2, 1, 0) != LUA_OK || !lua_isnil(W, -1)) {
       /* it cannot cross (a coroutine in it): main gets its tostring */
-      const char *why = lua_isstring(L, -1) ? lua_tostring(L, -1) : "?";
-      lua_pushfstring(L, " (the error value, a %s, could not cross to the main state: %s)",
-                      luaL_typename(L, 1), why);
-      lua_remove(L, -2);
+      const char *why = lua_isstring(W, -1) ? lua_tostring(W, -1) : "?";
+      lua_pushfstring(W, " (the error value, a %s, could not cross to the main state: %s)",
+                      luaL_typename(W, ev), why);
+      lua_remove(W, -2);
       luaL_addvalue(&B);
       isval = false;
     } else {
-      lua_pop(L, 1);
+      lua_pop(W, 1);
     }
   }
   luaL_pushresult(&B);
   size_t len;
-  const char *text = lua_tolstring(L, -1, &len);
+  const char *text = lua_tolstring(W, -1, &len);
   errq_post_error(text, len, trace, tlen, isval ? &v : NULL);
   free(trace);
-  lua_settop(L, 0);
+  lua_settop(W, base);
   return reusable;
 }

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "gpool.h"
 
 const char registry_keys[16];
 
@@ -99,6 +100,7 @@ static void shutdown_runtime_now(void) {
   int rc = goro_stop(200000000); /* running steps get 200 ms to return */
   if (rc == GORO_OK) {
     gstate_fini_preemption();
+    gpool_drain(); /* the states this thread pooled while it ran goroutines */
     xfer_fini();
     ltime_fini();
   }

@@ -55,6 +55,14 @@ static void pool_destroy(void *p) {
 
 static void pool_init(void) { pthread_key_create(&poolkey, pool_destroy); }
 
+void gpool_drain(void) {
+  pthread_once(&poolonce, pool_init);
+  gpool *pool = pthread_getspecific(poolkey);
+  if (!pool) return;
+  pthread_setspecific(poolkey, NULL);
+  pool_destroy(pool);
+}
+
 static gpool *mypool(void) {
   pthread_once(&poolonce, pool_init);
   gpool *pool = pthread_getspecific(poolkey);

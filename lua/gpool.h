@@ -18,5 +18,9 @@ void *gpool_get(void);
 ** full: the caller closes it. Trims the pool's long-idle items now and
 ** then (they are closed, then freed memory goes back to the system). */
 bool gpool_put(void *item);
+/* Closes the states pooled by the calling thread. A thread that ends has
+** its pool closed by itself; the main thread, which runs goroutines while
+** it waits and so pools states too, calls this once the runtime stopped. */
+void gpool_drain(void);
 
 #endif
