@@ -23,7 +23,9 @@ end
 -- Whether a value whose __gc sends on freed is collected once later
 -- goroutines (which land on the pooled states) run full collections.
 local function collected_later(freed)
-  for _ = 1, 40 do
+  -- up to 200 rounds: the state that held the value may sit in the pool of
+  -- a thread (an M, or main's) that runs few of these goroutines
+  for _ = 1, 200 do
     local wg = go.waitgroup()
     for _ = 1, 4 do
       wg:add(1)
