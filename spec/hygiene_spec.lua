@@ -56,7 +56,13 @@ function test_a_pooled_state_drops_its_last_goroutines_upvalues()
   local freed = go.chan(1)
   local t = setmetatable({}, {__gc = function() freed:trysend(true) end})
   local ran = go.chan(1)
-  go(function(r) local _ = t; r:send(true) end, ran)
+  -- the goroutine's last act spawns collectors: they run next on its
+  -- thread, which hands them its just-pooled state first (the pool is LIFO)
+  go(function(r)
+    local _ = t
+    for _ = 1, 2 do go(function() collectgarbage(); collectgarbage() end) end
+    r:send(true)
+  end, ran)
   recv(ran)
   local got = collected_later(freed)
   lu.assertTrue(got, "the finished goroutine's upvalue stayed alive in its pooled state")
@@ -66,7 +72,11 @@ function test_a_pooled_state_drops_the_arguments_and_results()
   local freed = go.chan(1)
   local arg = setmetatable({}, {__gc = function() freed:trysend(true) end})
   local ran = go.chan(1)
-  go(function(r, a) r:send(true); return a end, ran, arg)
+  go(function(r, a) -- collectors run next on its thread, as above
+    for _ = 1, 2 do go(function() collectgarbage(); collectgarbage() end) end
+    r:send(true)
+    return a
+  end, ran, arg)
   recv(ran)
   local got = collected_later(freed)
   lu.assertTrue(got, "the finished goroutine's argument stayed alive in its pooled state")
