@@ -110,8 +110,7 @@ typedef struct tcache {
   bool keyed;       /* the exit destructor is registered */
 } tcache;
 
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-static _Thread_local tcache tc TLS_IE;
+static _Thread_local tcache tc;
 static pthread_key_t tckey;
 
 static void depot_put(int c, fblock *batch) {
@@ -244,16 +243,25 @@ void galloc_free(void *p, size_t osize) {
   else free(p);
 }
 
+#if !defined(GALLOC_SANITIZER)
 static long long now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+#endif
 
+/* Under a sanitizer glibc's malloc is not the one in use: its malloc_trim
+** would walk arenas that were never set up (ASan: a SEGV in mtrim when two
+** threads trim first at once), and has nothing to give back anyway. */
 void galloc_release(bool force) {
+#if defined(GALLOC_SANITIZER)
+  (void)force;
+#else
   static _Thread_local long long last; /* this thread's last release */
   long long t = now_ns();
   if (!force && t - last < GALLOC_RELEASE_NS) return;
   last = t;
   malloc_trim(0);
+#endif
 }
