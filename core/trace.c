@@ -139,8 +139,7 @@ static bool tseen[GORO_MAXPROCS + 1]; /* tlock: P tracks used */
 static int tmseen[64], ntmseen;         /* tlock: M tracks used (first 64) */
 /* initial-exec: no __tls_get_addr call on the hot path when the core is
 ** linked into a shared module (a few bytes of the static TLS surplus) */
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-static _Thread_local TLS_IE tbuf *mybuf;
+static _Thread_local tbuf *mybuf;
 static pthread_key_t tkey;
 static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 
@@ -149,7 +148,7 @@ static pthread_once_t tonce = PTHREAD_ONCE_INIT;
 #define TID_OTHER 902 /* timer thread, other outside threads */
 #define TID_M 1000
 
-static _Thread_local TLS_IE bool tls_tracemain; /* this thread started a trace: the main state's */
+static _Thread_local bool tls_tracemain; /* this thread started a trace: the main state's */
 
 static void tbuf_release(void *b) {
   pthread_mutex_lock(&tlock);
@@ -258,7 +257,7 @@ static uint64_t curgid(void) {
 /* ------------------------------------------------------------ hooks */
 
 /* The step this thread runs: its start, its P, and its block (if it parks) */
-static _Thread_local TLS_IE struct {
+static _Thread_local struct {
   int64_t t0, bts;
   P *p;
   goro_g *g;

@@ -57,11 +57,10 @@
 ** finished) is disarmed right after its lua_resume returns. */
 
 /* Per thread: each M's own; the signal handler reads them on its thread. */
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-static _Thread_local lua_State *volatile tls_running TLS_IE; /* innermost running */
-static _Thread_local lua_State *volatile tls_armed TLS_IE;   /* hook armed on */
-static _Thread_local lua_Hook tls_uhook TLS_IE;               /* the user's hook */
-static _Thread_local int tls_umask TLS_IE, tls_ucount TLS_IE;
+static _Thread_local lua_State *volatile tls_running; /* innermost running */
+static _Thread_local lua_State *volatile tls_armed;   /* hook armed on */
+static _Thread_local lua_Hook tls_uhook;               /* the user's hook */
+static _Thread_local int tls_umask, tls_ucount;
 
 static void preempt_hook(lua_State *L, lua_Debug *ar);
 
@@ -702,12 +701,13 @@ static goro_step gstep(goro_g *g, void *ud) {
     return finish(s, g, luacompat_reset(s->co, NULL));
   }
   int nres;
+  uint64_t id = goro_id(g);
   tls_running = s->co;
-  if (cancel_running(goro_id(g))) arm(s->co, 1); /* go.cancel: raise at once */
-  gwatch_enter(&s->watch, g);
+  if (cancel_running(id)) arm(s->co, 1); /* go.cancel: raise at once */
+  gwatch_enter(&s->watch, g, id);
   int st = lua_resume(s->co, NULL, s->nargs, &nres);
   gwatch_leave(&s->watch, st != LUA_YIELD ? -1 : s->park->parking ? s->park->kind : 0);
-  cancel_running(0);
+  cancel_stopped();
   tls_running = NULL;
   disarm();
   s->nargs = 0;
@@ -725,7 +725,7 @@ static goro_step gstep(goro_g *g, void *ud) {
   }
   s->memlimit = 0; /* done: what follows must not fail for the limit */
   bool reusable = lua_status(s->co) == LUA_OK; /* (after go.exit too) */
-  bool cancelled = cancel_take(goro_id(g)) || s->cancelled;
+  bool cancelled = cancel_take(id) || s->cancelled;
   if (st != LUA_OK) reusable = report(s, g, st, cancelled); /* else closed below */
   /* an error raised by a hook that no pcall caught leaves the state's
   ** hooks off for good (Lua restores allowhook only in a pcall): closed */
