@@ -350,8 +350,10 @@ void ext_wake_all(void);              /* every outside waiter re-checks */
 ** (only an outside thread waiting forever can deadlock). */
 void ext_wait(selop *op, int64_t deadline, bool outside);
 /* The main thread around an operation: takes back the P it kept (its M,
-** or NULL on any other thread or inside an M), and keeps it again. */
-M *outside_enter(void);
+** or NULL on any other thread or inside an M), and keeps it again. Inside
+** an M (every goroutine's operation) it is one TLS test. */
+M *outside_enter_slow(void);
+static inline M *outside_enter(void) { return tls_m ? NULL : outside_enter_slow(); }
 void outside_leave(M *m);
 void park_reset(void);                /* goro_start */
 

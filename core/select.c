@@ -150,7 +150,8 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
     k++;
   }
   if (nn > 1) qsort(sgs, (size_t)nn, sizeof *sgs, cmp_sudog);
-  for (int i = 0; i < nn; i++) { /* Fisher-Yates */
+  poll[0] = 0;
+  for (int i = 1; i < nn; i++) { /* Fisher-Yates (one case: no draw) */
     int j = (int)(selrand() % (uint64_t)(i + 1));
     poll[i] = poll[j];
     poll[j] = i;

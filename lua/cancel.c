@@ -14,7 +14,7 @@
 ** curid (seq_cst both): one of them sees the other, so a step in a busy
 ** loop is never missed.
 ** The set is usually empty: a step then pays one seq_cst store and one
-** load. An id stays marked until its goroutine ends (cancel_take) or
+** load at its start, and a relaxed store at its end (cancel_stopped). An id stays marked until its goroutine ends (cancel_take) or
 ** nothing is alive (cancel_clear): go.cancel of a goroutine that already
 ** ended leaves a mark until then, costing a locked look-up per step.
 */
@@ -88,6 +88,14 @@ bool cancel_running(uint64_t id) {
   /* seq_cst: the store of the Dekker pair (see the top) */
   if (r) atomic_store_explicit(&r->curid, id, memory_order_seq_cst);
   return cancel_pending(id);
+}
+
+void cancel_stopped(void) {
+  /* relaxed: only the start of a step is half of the Dekker pair; a
+  ** go.cancel that still reads the old id signals a thread whose hook then
+  ** finds its own goroutine not cancelled (cancel_pending), and does
+  ** nothing */
+  if (tls_mrec) atomic_store_explicit(&tls_mrec->curid, 0, memory_order_relaxed);
 }
 
 bool cancel_take(uint64_t id) {

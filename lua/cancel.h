@@ -11,9 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The thread running a goroutine's step: it runs goroutine id now (0: it
-** stopped). Returns whether id is cancelled (then the step must raise). */
+/* The thread running a goroutine's step: it runs goroutine id (> 0) now.
+** Returns whether id is cancelled (then the step must raise). */
 bool cancel_running(uint64_t id);
+/* The step of cancel_running's goroutine ended on this thread. */
+void cancel_stopped(void);
 /* Whether goroutine id is cancelled (cheap while none is). */
 bool cancel_pending(uint64_t id);
 /* Goroutine id ended: forgets it; returns whether it was cancelled. */

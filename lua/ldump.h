@@ -41,17 +41,17 @@ static inline int64_t ldump_coarse_now(void) {
 void gwatch_add(gwatch *w, lua_State *co);
 void gwatch_remove(gwatch *w);
 
-/* Around each step of g (gstate.c's gstep): enter before lua_resume; leave
-** after it with the PARK_* kind it parked in, 0 if it yielded, -1 if it
-** finished. */
-static inline void gwatch_enter(gwatch *w, goro_g *g) {
+/* Around each step of g (gstate.c's gstep; id is goro_id(g)): enter
+** before lua_resume; leave after it with the PARK_* kind it parked in, 0 if
+** it yielded, -1 if it finished. */
+static inline void gwatch_enter(gwatch *w, goro_g *g, uint64_t id) {
   int z = 0;
   /* acquire: pairs with the release in gwatch_leave / the dump's unlock */
   while (!atomic_compare_exchange_weak_explicit(&w->own, &z, 1, memory_order_acquire,
                                                 memory_order_relaxed))
     z = 0;
   w->g = g;
-  atomic_store_explicit(&w->gid, goro_id(g), memory_order_relaxed);
+  atomic_store_explicit(&w->gid, id, memory_order_relaxed);
 }
 
 static inline void gwatch_leave(gwatch *w, int kind) {
