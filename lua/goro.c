@@ -16,7 +16,8 @@
 **   goro.c (module)
 **   lchan.c lselect.c ltime.c lwg.c lruntime.c latomic.c lsmap.c lcontext.c
 **   (the API)   ffi.c (go.ffi)
-**   gstate.c (goroutine states; host.c their hosts, gsyscall.c their io/os)
+**   gstate.c (goroutine states; host.c their hosts, gsyscall.c their io/os,
+**   gpaths.c their package paths)
 **   park.c (park or block)
 **   xfer_*.c (transfer)
 **   object.c (goro objects)   errors.c (error queue, print)   core/
@@ -31,6 +32,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "gpaths.h"
 #include "gpool.h"
 
 const char registry_keys[16];

@@ -33,6 +33,7 @@
 #include "cancel.h"
 #include "errors.h"
 #include "galloc.h"
+#include "gpaths.h"
 #include "gpool.h"
 #include "gstate.h"
 #include "park.h"
@@ -140,30 +141,11 @@ void gstate_fini_preemption(void) {
   installed = false;
 }
 
-/* package.path / cpath of the main state, inherited by goroutine states:
-** written by the main state, read by any goroutine's M. */
-static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER;
-static char *main_path, *main_cpath; /* pathlock */
-static _Atomic unsigned pathgen; /* bumped when main's paths change */
-
 /* package.preload of goroutine states: set before the runtime starts
 ** (goro_start publishes it to the Ms), read-only after. */
 static const luaL_Reg *preload;
 
 void gstate_set_preload(const luaL_Reg *mods) { preload = mods; }
-
-static void gstate_set_paths_locked(const char *path, const char *cpath) {
-  free(main_path);
-  free(main_cpath);
-  main_path = path ? strdup(path) : NULL;
-  main_cpath = cpath ? strdup(cpath) : NULL;
-}
-
-void gstate_set_paths(const char *path, const char *cpath) {
-  pthread_mutex_lock(&pathlock);
-  gstate_set_paths_locked(path, cpath);
-  pthread_mutex_unlock(&pathlock);
-}
 
 gstate *gstate_of(lua_State *L) {
   (void)L;
@@ -340,24 +322,9 @@ static const struct lazylib {
   lua_CFunction open;
 } lazylibs[];
 
-/* Sets path and cpath of the package table on top of L's stack to the main
-** state's (those it has). */
-static void set_main_paths(lua_State *L) {
-  pthread_mutex_lock(&pathlock);
-  if (main_path) lua_pushstring(L, main_path);
-  else lua_pushnil(L);
-  if (main_cpath) lua_pushstring(L, main_cpath);
-  else lua_pushnil(L);
-  pthread_mutex_unlock(&pathlock);
-  if (!lua_isnil(L, -1)) lua_setfield(L, -3, "cpath");
-  else lua_pop(L, 1);
-  if (!lua_isnil(L, -1)) lua_setfield(L, -2, "path");
-  else lua_pop(L, 1);
-}
-
 static int open_package(lua_State *L) {
   luaopen_package(L);
-  set_main_paths(L);
+  gpaths_push_main(L);
   lua_getfield(L, -1, "preload");
   for (int i = 0; lazylibs[i].name; i++) { /* require "table" opens it lazily too */
     lua_pushcfunction(L, lazylibs[i].open);
@@ -603,19 +570,6 @@ static bool report(gstate *s, goro_g *g, int st, bool cancelled) {
   return errq_report(s->co, goro_id(g), st, cancelled);
 }
 
-/* A pooled state that opened `package` under older paths takes the new. */
-static void apply_paths(gstate *s) {
-  unsigned gen = atomic_load_explicit(&pathgen, memory_order_acquire);
-  if (s->pathgen == gen) return;
-  s->pathgen = gen;
-  lua_State *L = s->L;
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
-    set_main_paths(L);
-  }
-  lua_pop(L, 2);
-}
-
 /* ------------------------------------------------------------ the pool
 ** Idle states wait in their M's pool (gpool.c). A G is bound to its state
 ** through the G's cache slot while it lives. */
@@ -692,7 +646,7 @@ static goro_step gstep(goro_g *g, void *ud) {
     s->mem0 = s->mem;
     s->owner = msg->owner; /* the message's reference, now the goroutine's */
     msg->owner = NULL;
-    apply_paths(s);
+    gpaths_apply(s);
     s->bootmsg = ud;
     lua_pushcfunction(s->co, boot);
     lua_pushlightuserdata(s->co, ud);
@@ -745,44 +699,9 @@ void gstate_reap(goro_g *g, void *ud) {
   }
 }
 
-/* The main state's package.path/cpath, as goroutine states inherit them:
-** re-read at each spawn from main and compared with the strings last seen
-** (held in main's registry, so the comparison is by pointer when nothing
-** changed). A change bumps pathgen; a pooled state applies it when its
-** next goroutine starts. */
-static void refresh_paths(lua_State *L) {
-  if (lua_getglobal(L, "package") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_getfield(L, -1, "path");
-  lua_getfield(L, -2, "cpath");
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, RK_PATHS) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PATHS);
-  }
-  lua_rawgeti(L, -1, 1);
-  lua_rawgeti(L, -2, 2);
-  bool same = lua_rawequal(L, -4, -2) && lua_rawequal(L, -3, -1);
-  lua_pop(L, 2);
-  if (!same) {
-    pthread_mutex_lock(&pathlock);
-    gstate_set_paths_locked(lua_tostring(L, -3), lua_tostring(L, -2));
-    pthread_mutex_unlock(&pathlock);
-    atomic_fetch_add_explicit(&pathgen, 1, memory_order_release);
-    lua_pushvalue(L, -3);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, 2);
-  }
-  lua_pop(L, 4);
-}
-
 uint64_t gstate_spawn(lua_State *L, int idx, int n, size_t memlimit) {
   luaL_checktype(L, idx, LUA_TFUNCTION);
-  if (!goro_self()) refresh_paths(L);
+  if (!goro_self()) gpaths_refresh(L);
   ghost *owner;
   gstate *self = gstate_of(L);
   if (self) {

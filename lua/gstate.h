@@ -84,7 +84,6 @@ int gstate_spawn_msg(xbuf *b);
 ** resume/wrap pass parks up; package inherits the main state's paths), or
 ** of a module set by gstate_set_preload; NULL if name is neither. */
 lua_CFunction gstate_opener(const char *name);
-void gstate_set_paths(const char *path, const char *cpath);
 /* The modules package.preload offers in goroutine states (goro, goro.ffi):
 ** set once by the main state before the runtime starts; kept, not copied. */
 void gstate_set_preload(const luaL_Reg *mods);
