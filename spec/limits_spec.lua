@@ -64,7 +64,14 @@ local function pooled_heap_kb(nprobes)
   go.wait()
   local c = go.chan(nprobes)
   for _ = 1, nprobes do
-    go(function() collectgarbage(); collectgarbage(); c:send(collectgarbage("count")) end)
+    -- each probe loads the goro module (about 12 KB), so that a state
+    -- made for the probe and a pooled one whose goroutines loaded it weigh
+    -- the same: without it the mean depended on how many probes found a
+    -- pooled state (8, 11.5 or 17.7 KB for the same program)
+    go(function()
+      require "goro"
+      collectgarbage(); collectgarbage(); c:send(collectgarbage("count"))
+    end)
   end
   local sum = 0
   for _ = 1, nprobes do sum = sum + recv(c) end
