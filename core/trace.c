@@ -13,17 +13,19 @@
 ** The trace. Every thread that emits (an M, sysmon, the main state)
 ** appends fixed-size records to a buffer of its own, taken from a list
 ** of buffers that only grows (a buffer whose thread exited is reused). The
-** owner marks its buffer busy (an uncontended CAS) while it appends; when
-** the buffer is full it writes it out under the file's lock. The records
-** become Chrome trace-event JSON as they are written: a complete slice
+** owner appends without a lock or an atomic read-modify-write (emit); when
+** the buffer is full it spools it, raw, under the file's lock; the records
+** become Chrome trace-event JSON at stop, off the hot path: a complete slice
 ** ("X") per step of a G, on the track of the P it ran on, or on its M's
 ** own track when the P left it during the step (a blocking call's handoff,
 ** a retake: another M may have run the P meanwhile); instants for spawn,
 ** block (with the reason), unblock (by whom), steal, handoff, retake,
-** preemption; the main state's waits as slices of its own track.
-** goro_trace_stop clears trace_on, then takes each buffer (waiting while
-** its owner appends), writes it out and closes the file; a hook that read
-** trace_on just before loses its event (the next start empties buffers).
+** preemption; the main state's waits as slices of its own track. A step's
+** block and the first unblock it does travel in its slice's record (one
+** record, one emit per ping-pong step).
+** goro_trace_stop clears trace_on, then spools what each buffer holds,
+** writes the JSON and closes the file; a hook that read trace_on just
+** before loses its event (its record is older than any later trace).
 ** Timestamps are ticks of tnow(): the x86 time-stamp counter where there
 ** is one (invariant on every CPU this runs on; ~8 ns to read against ~20
 ** for clock_gettime), converted to ns at stop from two goro_now() samples;
@@ -109,23 +111,27 @@ static double tick_ns = 1.0; /* tlock: ns per tick, measured at stop */
 
 int64_t goro_trace_now(void) { return tnow(); }
 
-
 enum { EV_RUN = 1, EV_BLOCK, EV_UNBLOCK, EV_SPAWN, EV_STAT, EV_SLICE };
 
-typedef struct trec {
-  int64_t ts, dur;       /* ns */
-  uint64_t g, by;        /* the G concerned; who did it (0: main/timer) */
-  const char *name;      /* function, reason, or stat name (static / interned) */
-  int type, tid, arg;
-  int64_t bts;           /* EV_RUN that parked: when it blocked ... */
-  const char *reason;    /* ... and on what (one record for both: one emit less) */
+typedef struct trec {    /* 64 bytes: the spool's bandwidth is the cost */
+  int64_t ts, dur;         /* ticks */
+  uint64_t g, by;          /* the G concerned; who did it (0: main/timer); in
+                              EV_RUN: the first G its step readied (0: none) */
+  const char *name;        /* function, reason, or stat name (static / interned) */
+  int64_t bts, uts;        /* EV_RUN: when it blocked, when it readied `by` */
+  int32_t tid;
+  uint8_t type, arg;
+  uint8_t reason;          /* EV_RUN: index in block_reasons, 0: no block */
 } trec;
+_Static_assert(sizeof(trec) <= 64, "a trace record is 64 bytes at most");
+
+static const char *block_reasons[] = {NULL, "sleep", "select", "chan send", "chan receive"};
 
 #define TBUF_RECS 2048
 typedef struct tbuf {
-  _Atomic int busy;      /* owner appends / stop writes it out */
+  _Atomic int n;         /* records appended: the owner's; read by stop */
+  int w;                 /* tlock: records before it are spooled */
   int inuse;             /* owned by a live thread: tlock */
-  int n;                 /* busy */
   struct tbuf *next;     /* tlock */
   trec r[TBUF_RECS];
 } tbuf;
@@ -194,11 +200,16 @@ static void write_rec(const trec *r) {
                    "\"end\":\"%s\"}}",
             (unsigned long long)r->g, r->name ? r->name : "", r->tid, ts, dur,
             (unsigned long long)r->g, r->name ? r->name : "?", end_names[r->arg % 3]);
-    if (r->reason)
+    if (r->reason && r->reason < sizeof block_reasons / sizeof *block_reasons)
       fprintf(tfile, ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"goroutine\",\"name\":\"block\","
                      "\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"args\":{\"g\":%llu,\"by\":0,"
                      "\"reason\":\"%s\"}}", r->tid, (double)(r->bts - tstart) * tick_ns / 1e3,
-              (unsigned long long)r->g, r->reason);
+              (unsigned long long)r->g, block_reasons[r->reason]);
+    if (r->by)
+      fprintf(tfile, ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"goroutine\",\"name\":\"unblock\","
+                     "\"pid\":1,\"tid\":%d,\"ts\":%.3f,\"args\":{\"g\":%llu,\"by\":%llu}}",
+              r->tid, (double)(r->uts - tstart) * tick_ns / 1e3, (unsigned long long)r->by,
+              (unsigned long long)r->g);
     break;
   case EV_SLICE:
     fprintf(tfile, ",\n{\"ph\":\"X\",\"cat\":\"main\",\"name\":\"%s\",\"pid\":1,\"tid\":%d,"
@@ -219,27 +230,32 @@ static void write_rec(const trec *r) {
   }
 }
 
-/* b is ours (busy): its records, raw, to the spool file (JSON is made at
-** stop, off the hot path). */
-static void flush(tbuf *b) {
-  pthread_mutex_lock(&tlock);
-  if (tspool) fwrite(b->r, sizeof b->r[0], (size_t)b->n, tspool);
-  pthread_mutex_unlock(&tlock);
-  b->n = 0;
+/* tlock held: b's records from w up to n, raw, to the spool file (JSON is
+** made at stop, off the hot path). */
+static void spool(tbuf *b, int n) {
+  if (tspool && n > b->w) fwrite(b->r + b->w, sizeof b->r[0], (size_t)(n - b->w), tspool);
+  b->w = n;
 }
 
+/* Appends r to this thread's buffer. No lock, no CAS: only the owner writes
+** records and n; stop, under tlock, spools [w, n) of every buffer, and
+** the owner resets n to 0 only under tlock too (when its buffer is full),
+** so the two never touch the same record. */
 static void emit(const trec *r) {
   tbuf *b = getbuf();
   if (!b) return;
-  int z = 0;
-  /* acquire: pairs with the release below / in stop (the buffer as left) */
-  while (!atomic_compare_exchange_weak_explicit(&b->busy, &z, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-    z = 0;
-  b->r[b->n++] = *r;
-  if (b->n == TBUF_RECS) flush(b);
-  /* release: stop's acquire sees the record */
-  atomic_store_explicit(&b->busy, 0, memory_order_release);
+  int n = atomic_load_explicit(&b->n, memory_order_relaxed); /* our own */
+  b->r[n++] = *r;
+  if (n == TBUF_RECS) {
+    pthread_mutex_lock(&tlock);
+    spool(b, n);
+    b->w = 0;
+    atomic_store_explicit(&b->n, 0, memory_order_relaxed); /* under tlock: stop waits */
+    pthread_mutex_unlock(&tlock);
+    return;
+  }
+  /* release: stop's acquire load of n sees the record written */
+  atomic_store_explicit(&b->n, n, memory_order_release);
 }
 
 /* The track of the calling thread. */
@@ -258,17 +274,19 @@ static uint64_t curgid(void) {
 
 /* The step this thread runs: its start, its P, and its block (if it parks) */
 static _Thread_local struct {
-  int64_t t0, bts;
+  int64_t t0, bts, uts;
   P *p;
   goro_g *g;
-  const char *reason;
+  int reason;  /* index in block_reasons, 0: none */
+  uint64_t ub; /* the first G this step readied (0: none yet) */
   uint32_t tick;
 } run;
 
 void trace_run_begin(M *m, P *p, goro_g *g) {
   run.p = p;
   run.g = g;
-  run.reason = NULL;
+  run.reason = 0;
+  run.ub = 0;
   run.tick = atomic_load_explicit(&p->tick, memory_order_relaxed);
   run.t0 = tnow();
 }
@@ -276,7 +294,8 @@ void trace_run_begin(M *m, P *p, goro_g *g) {
 void trace_run_end(M *m, P *p, goro_g *g, int result) {
   if (!run.p) return; /* tracing began during the step */
   trec r = {.ts = run.t0, .dur = tnow() - run.t0, .g = g->id, .name = g->tname,
-            .type = EV_RUN, .arg = result, .bts = run.bts, .reason = run.reason};
+            .type = EV_RUN, .arg = (uint8_t)result, .bts = run.bts,
+            .reason = (uint8_t)run.reason, .uts = run.uts, .by = run.ub};
   /* the P stayed ours the whole step (no handoff, no retake, no syscall) */
   bool kept = p == run.p && atomic_load_explicit(&p->tick, memory_order_relaxed) == run.tick;
   r.tid = kept ? p->id + 1 : m->id < 0 ? TID_MAIN : TID_M + m->id;
@@ -285,18 +304,25 @@ void trace_run_end(M *m, P *p, goro_g *g, int result) {
 }
 
 void trace_block(goro_g *g, int n, int dir) {
-  const char *why = n == 0 ? "sleep" : n > 1 ? "select" : dir == GORO_SEND ? "chan send"
-                                                                           : "chan receive";
+  int why = n == 0 ? 1 : n > 1 ? 2 : dir == GORO_SEND ? 3 : 4; /* block_reasons */
   if (run.p && run.g == g) { /* written with the step's slice */
     run.bts = tnow();
     run.reason = why;
     return;
   }
-  trec r = {.ts = tnow(), .g = g->id, .type = EV_BLOCK, .tid = mytid(), .name = why};
+  trec r = {.ts = tnow(), .g = g->id, .type = EV_BLOCK, .tid = mytid(),
+            .name = block_reasons[why]};
   emit(&r);
 }
 
 void trace_unblock(goro_g *g) {
+  if (run.p && run.ub == 0 && tls_m && tls_m->curg == run.g) {
+    /* the step's first: written with its slice (a ping-pong step readies
+    ** one G: one record per step instead of two) */
+    run.uts = tnow();
+    run.ub = g->id;
+    return;
+  }
   trec r = {.ts = tnow(), .g = g->id, .by = curgid(), .type = EV_UNBLOCK, .tid = mytid()};
   emit(&r);
 }
@@ -309,7 +335,7 @@ void trace_spawn(goro_g *g) {
 
 void trace_stat(int kind) {
   if (kind == STAT_spawned || kind == STAT_chanops) return; /* spawn has its own event */
-  trec r = {.ts = tnow(), .by = curgid(), .type = EV_STAT, .arg = kind,
+  trec r = {.ts = tnow(), .by = curgid(), .type = EV_STAT, .arg = (uint8_t)kind,
             .tid = tls_m || tls_tracemain ? mytid() : TID_SYSMON};
   emit(&r);
 }
@@ -377,18 +403,11 @@ static void track(int tid, const char *fmt, int k, int sort) {
 int goro_trace_stop(void) {
   if (!atomic_exchange(&trace_on, 0)) return GORO_EINVAL;
   pthread_mutex_lock(&tlock);
-  tbuf *list = tbufs;
-  pthread_mutex_unlock(&tlock);
-  for (tbuf *b = list; b; b = b->next) {
-    int z = 0;
-    /* acquire: pairs with emit's release */
-    while (!atomic_compare_exchange_weak_explicit(&b->busy, &z, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-      z = 0;
-    flush(b);
-    atomic_store_explicit(&b->busy, 0, memory_order_release);
-  }
-  pthread_mutex_lock(&tlock);
+  for (tbuf *b = tbufs; b; b = b->next)
+    /* acquire: pairs with emit's release (the records before n written);
+    ** an owner that read trace_on just before appends past n: kept in its
+    ** buffer, and dropped at a later spool (older than that trace) */
+    spool(b, atomic_load_explicit(&b->n, memory_order_acquire));
   int64_t t1 = tnow(), n1 = goro_now();
   if (t1 > tick0 && n1 > ns0) tick_ns = (double)(n1 - ns0) / (double)(t1 - tick0);
   rewind(tspool);
