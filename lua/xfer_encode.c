@@ -51,7 +51,8 @@ typedef struct enc {
   int depth;     /* current nesting: seg[1..depth] is the path */
   int gidx;      /* stack index of the sender's globals table */
   int envidx;    /* stack index of the sender's environment */
-  const char *what; /* the root: "argument 2", "value", ... ("" for none) */
+  const char *what; /* the root: "value", ... ("" for none); NULL: argument argn */
+  int argn;
   seg seg[XFER_MAXDEPTH + 2]; /* 1..depth; depth is MAXDEPTH + 1 at the error */
 } enc;
 
@@ -78,8 +79,14 @@ static bool isfield(const seg *s) { return s->kind == 'f' || s->kind == 'i'; }
 
 /* Renders the path: root, then "upvalue 'f'", "field 'cfg.out'", ... */
 static void addpath(enc *e, luaL_Buffer *B) {
-  bool any = e->what && *e->what;
-  if (any) luaL_addstring(B, e->what);
+  char arg[32];
+  const char *what = e->what;
+  if (!what) { /* formatted only for an error: not on every spawn */
+    snprintf(arg, sizeof arg, "argument %d", e->argn);
+    what = arg;
+  }
+  bool any = *what != '\0';
+  if (any) luaL_addstring(B, what);
   for (int i = 1; i <= e->depth; i++) {
     seg *s = &e->seg[i];
     bool field = isfield(s);
@@ -508,13 +515,9 @@ static int encode_protected(lua_State *L) {
   xbuf *b = e->b;
   bbyte(L, b, 0); /* becomes 1 if tables or functions are numbered */
   bsize(L, b, (size_t)e->n);
-  char what[32];
   for (int i = 0; i < e->n; i++) {
-    if (i == 0 && e->what0) e->what = e->what0;
-    else {
-      snprintf(what, sizeof what, "argument %d", i + 1);
-      e->what = what;
-    }
+    e->what = i == 0 ? e->what0 : NULL;
+    e->argn = i + 1;
     encode(e, e->idx + i);
   }
   b->data[0] = e->backrefs;
