@@ -11,6 +11,8 @@
 -- BENCH_FULL=1: every workload at the size the issue defines (see SCALE).
 -- BENCH_SCALE=x: multiplies every size (after SCALE).
 -- BENCH_ONLY="W2 W4": only those workloads.
+-- BENCH_LOAD=n: run.sh runs n CPU hogs beside every run; the report says
+-- so and goes to bench/RESULTS-load.md (RESULTS.md keeps the quiet figures).
 
 local LUA = os.getenv("LUA") or "lua5.4"
 local GO = os.getenv("BENCH_GO") or ""
@@ -18,6 +20,8 @@ local here = (arg[0]:match("^(.*)/[^/]*$") or ".")
 local SMOKE = (os.getenv("BENCH_SMOKE") or "") ~= "" and os.getenv("BENCH_SMOKE") ~= "0"
 local FULL = (os.getenv("BENCH_FULL") or "") ~= "" and os.getenv("BENCH_FULL") ~= "0"
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "") or 5
+local LOAD = tonumber(os.getenv("BENCH_LOAD") or "") or 0
+local RESULTS = LOAD > 0 and "RESULTS-load.md" or "RESULTS.md"
 local XSCALE = tonumber(os.getenv("BENCH_SCALE") or "") or 1
 local TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "") or (SMOKE and 20 or 120) -- s per run
 -- After BUDGET seconds, the remaining figures get one run each, so that
@@ -31,10 +35,12 @@ local WL = {
    target = 6, better = "low"},
   {id = "W2", what = "ping-pong, 200 000 round trips", unit = "µs/round trip",
    target = 0.5, better = "low"},
+  {id = "W2t", what = "W2 with the execution trace on", unit = "× W2 (paired runs)",
+   target = 1.2, better = "low", base = "W2", ratio = "over", nogo = true},
   {id = "W3", what = "worker pool 4, 1 M jobs", unit = "M jobs/s",
    target = 4, better = "high"},
   {id = "W4", what = "primes < 3 M on 2 goroutines", unit = "× plain lua5.4",
-   target = 1.9, better = "high"},
+   target = 1.9, better = "high", base = "W4base"},
   {id = "W5", what = "100 000 blocked goroutines", unit = "KiB RSS/goroutine",
    target = 8, better = "low"},
   {id = "W6", what = "select over 4 producers, 1 M", unit = "M values/s",
@@ -268,15 +274,20 @@ else
   out("- sizes: as the issue defines them (no scaling)")
 end
 out("- targets are defined for 2 cores / GOMAXPROCS 2 (issue #6)")
+if LOAD > 0 then
+  out(string.format("- UNDER LOAD: %d CPU hogs (busy shell loops) ran beside every run "
+                    .. "(BENCH_LOAD=%d); compare with RESULTS.md, the quiet figures", LOAD, LOAD))
+end
 
 local over_budget = false
 
 -- Runs prog's workload id `runs` times; with base (another workload id), each
--- run of id follows a run of base, and the figure is base's seconds over id's
--- (W4: the same machine state for both halves of the ratio: this VM's speed
--- drifts by 10% over minutes). Returns the figures, PROCS, the other load and
--- base's seconds.
-local function collect(prog, id, procs, label, base)
+-- run of id follows a run of base, and the figure is base's figure over id's
+-- (W4: plain lua5.4's seconds over goro's), or id's over base's with over
+-- (W2t: traced W2 over W2): the same machine state for both halves of the
+-- ratio, as this VM's speed drifts by 10% over minutes. Returns the
+-- figures, PROCS, the other load and base's median.
+local function collect(prog, id, procs, label, base, over)
   local vals, bvals, p, err = {}, {}, nil, nil
   local runs = RUNS
   if os.time() - t_start > BUDGET then
@@ -288,7 +299,7 @@ local function collect(prog, id, procs, label, base)
   for _ = 1, runs do
     local b, v, info
     if base then
-      b, info = run_one(prog, base, scale_of(id), nil)
+      b, info = run_one(prog, base, scale_of(id), procs)
       if b then v, info = run_one(prog, id, scale_of(id), procs) end
     else
       v, info = run_one(prog, id, scale_of(id), procs)
@@ -302,7 +313,7 @@ local function collect(prog, id, procs, label, base)
     p = info
     if base then
       bvals[#bvals + 1] = b
-      v = b / v
+      v = over and v / b or b / v
     end
     vals[#vals + 1] = v
     progress(" " .. fmt(v))
@@ -326,14 +337,14 @@ for _, procs in ipairs(procs_list) do
   for _, w in ipairs(WL) do
     -- W4: each run of the 2 goroutines follows a run of the same prime
     -- count in plain lua5.4 (W4base, no goro; Go: on one goroutine)
-    local base = w.id == "W4" and "W4base" or nil
+    local base, over = w.base, w.ratio == "over"
     local vals, p, other, bmed = collect(lua_prog, w.id,
-                                         procs or nil, "goro", base)
+                                         procs or nil, "goro", base, over)
     eff_procs = eff_procs or p
     local gvals, gbmed
-    if go_prog then
+    if go_prog and not w.nogo then
       local _
-      gvals, _, _, gbmed = collect(go_prog, w.id, procs or nil, "go", base)
+      gvals, _, _, gbmed = collect(go_prog, w.id, procs or nil, "go", base, over)
     end
     if w.id == "W4" then base_med, gobase_med = bmed, gbmed end
     rows[#rows + 1] = {w = w, vals = vals, gvals = gvals, other = other}
@@ -405,7 +416,7 @@ if over_budget then
   out("")
   out(string.format("NOTE: past the %d s budget, later figures are from a single run.", BUDGET))
 end
-if noisy then
+if noisy and LOAD == 0 then
   out("")
   out("WARNING: other processes used more than a quarter of a core during some rows: "
       .. "those figures are not reliable; rerun on a quiet machine.")
@@ -414,15 +425,15 @@ out("")
 out(string.format("Total bench time: %d s.", os.time() - t_start))
 
 local partial = (os.getenv("BENCH_ONLY") or "") ~= ""
-local f = not partial and io.open(here .. "/RESULTS.md", "w")
+local f = not partial and io.open(here .. "/" .. RESULTS, "w")
 if partial then
-  io.write("BENCH_ONLY: a partial run; bench/RESULTS.md left as it was\n")
+  io.write("BENCH_ONLY: a partial run; bench/", RESULTS, " left as it was\n")
 elseif f then
   f:write(table.concat(lines, "\n"), "\n")
   f:close()
-  io.write("written: ", here, "/RESULTS.md\n")
+  io.write("written: ", here, "/", RESULTS, "\n")
 else
-  io.stderr:write("cannot write ", here, "/RESULTS.md\n")
+  io.stderr:write("cannot write ", here, "/", RESULTS, "\n")
 end
 -- Missed targets are the bench's findings, not its failure: exit 0 unless
 -- a workload failed (crashed, wrong checksum, timed out).

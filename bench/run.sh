@@ -9,7 +9,9 @@
 #
 # Env: LUA (default lua5.4), BENCH_RUNS (5), BENCH_FULL=1 (reference sizes for
 # every workload, see bench/run.lua), BENCH_SCALE (multiplies sizes),
-# BENCH_NOGO=1 (skip Go even when installed), BENCH_ONLY="W2 W4" (a subset).
+# BENCH_NOGO=1 (skip Go even when installed), BENCH_ONLY="W2 W4" (a subset),
+# BENCH_LOAD=n (n CPU hogs beside every run; the report goes to
+# bench/RESULTS-load.md).
 # The Go versions (bench/go/) are built offline into a temporary directory
 # when `go` is on PATH.
 # The report goes to stdout and bench/RESULTS.md (not in smoke mode).
@@ -53,5 +55,22 @@ if [ -z "${BENCH_SMOKE:-}" ] && [ -z "${BENCH_NOGO:-}" ] && command -v go >/dev/
   fi
 fi
 export BENCH_GO
+
+# BENCH_LOAD=n: n CPU hogs (busy shell loops) run beside every measurement,
+# goro's and Go's alike, so that a figure shows what a busy machine costs
+# (issue #12: goro's slowdown under load should be no worse than Go's).
+hogs=
+case "${BENCH_LOAD:-0}" in
+  ''|*[!0-9]*) echo "bench: BENCH_LOAD=$BENCH_LOAD: give a number of CPU hogs" >&2; exit 2 ;;
+esac
+i=0
+while [ "$i" -lt "${BENCH_LOAD:-0}" ]; do
+  sh -c 'while :; do :; done' &
+  hogs="$hogs $!"
+  i=$((i + 1))
+done
+if [ -n "$hogs" ]; then
+  trap 'kill $hogs 2>/dev/null; rm -rf "$tmp"' EXIT
+fi
 
 "$LUA" "$here/run.lua"

@@ -1,6 +1,6 @@
 -- workloads.lua — the benchmark workloads W1..W8 of issue #6, one per run.
 --
---   lua5.4 bench/workloads.lua W1|W2|W3|W4|W4base|W5|W6|W7|W7s|W8|W9|W10|W11 [scale]
+--   lua5.4 bench/workloads.lua W1|W2|W2t|W3|W4|W4base|W5|W6|W7|W7s|W8|W9|W10|W11 [scale]
 --
 -- Runs one workload once in this (fresh) process and prints
 --   RESULT <name> <figure>      the figure, in the unit of bench/run.lua's table
@@ -109,7 +109,7 @@ end
 
 -- W2 ping-pong: two goroutines, an integer back and forth over two
 -- unbuffered channels. µs per round trip.
-function W.W2()
+local function pingpong()
   local N = size(200000, 1000)
   local ping, pong, done = go.chan(), go.chan(), go.chan(1)
   go(function(ping, pong)
@@ -131,7 +131,24 @@ function W.W2()
   local r = done:recv()
   assert(r.v == N, "W2: wrong count " .. tostring(r.v))
   go.wait()
-  result("W2", r.dt / N * 1e6)
+  return r.dt / N * 1e6
+end
+function W.W2() result("W2", pingpong()) end
+
+-- W2t: W2 with the execution trace on (issue #16: at most 20 % slower).
+-- µs per round trip; bench/run.lua pairs each run with a run of W2 and
+-- reports the ratio.
+function W.W2t()
+  local path = os.tmpname()
+  go.trace_start(path)
+  local us = pingpong()
+  go.trace_stop()
+  local f = assert(io.open(path))
+  local size = f:seek("end")
+  f:close()
+  os.remove(path)
+  assert(size > 1000, "W2t: the trace is empty")
+  result("W2t", us)
 end
 
 -- W3 worker pool: a producer feeds 1..N into jobs (cap 100), 4 workers send
