@@ -121,9 +121,7 @@ static int l_wait(lua_State *L) {
     return luaL_error(L, "goro: go.wait() waits for every goroutine: call it from the main "
                          "state (inside a goroutine, use a waitgroup)");
   errq_raise(L);
-  ldump_main_wait(L, LDUMP_WAITALL, NULL, 0);
   int rc = park_wait_all(L);
-  ldump_main_wait(NULL, 0, NULL, 0);
   if (rc == PARK_SIGNALLED) return 0; /* the host's hook fires as we return */
   if (rc == GORO_OK) cancel_clear(); /* no goroutine left to cancel */
   if (rc == GORO_EDEADLOCK) {

@@ -256,11 +256,15 @@ static bool main_end(void) {
 /* The main state's wait: run(arg) until it ends with anything but
 ** GORO_EINTR; a goroutine error that interrupted it is raised. Returns
 ** PARK_SIGNALLED when a signal's hook is armed (see the header). */
-static int main_wait(lua_State *L, int (*run)(void *), void *arg) {
+static int main_wait(lua_State *L, int (*run)(void *), void *arg, int kind,
+                     const goro_case *cases, int n) {
   for (;;) {
+    ldump_main_wait(L, kind, cases, n); /* what a dump says main waits for */
     main_begin(L);
     int rc = run(arg);
-    if (main_end()) return PARK_SIGNALLED;
+    bool signalled = main_end();
+    ldump_main_wait(NULL, 0, NULL, 0); /* also when the error below is raised */
+    if (signalled) return PARK_SIGNALLED;
     if (rc != GORO_EINTR) return rc;
     errq_interrupted(L); /* raises the error that interrupted main, if any */
   }
@@ -272,7 +276,7 @@ static int run_wait_all(void *arg) {
 }
 
 int park_wait_all(lua_State *L) {
-  return main_wait(L, run_wait_all, NULL);
+  return main_wait(L, run_wait_all, NULL, LDUMP_WAITALL, NULL, 0);
 }
 
 /* ------------------------------------------------------------ park_op */
@@ -323,9 +327,7 @@ int park_op(lua_State *L, parked *p, bool canpark, int kind, goro_case *cases, i
     rc = start(kind, cases, n, deadline, &idx, &ok);
   } else {
     struct opargs a = {kind, cases, n, deadline, &idx, &ok};
-    ldump_main_wait(L, kind, cases, n);
-    rc = main_wait(L, run_op, &a);
-    ldump_main_wait(NULL, 0, NULL, 0);
+    rc = main_wait(L, run_op, &a, kind, cases, n);
     if (rc == PARK_SIGNALLED) {
       if (kind == PARK_WAIT) goro_chan_unref(cases[0].c);
       for (int i = 0; i < (kind == PARK_SLEEP ? 0 : n); i++) xfer_drop_val(&vals[i]);

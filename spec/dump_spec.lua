@@ -140,4 +140,35 @@ a:recv()
   lu.assertStrContains(err, "main state [")
 end
 
+-- A main-state wait that a goroutine's error ends (raised in main, caught
+-- by pcall) is over: a later dump shows main running, not still waiting.
+function test_main_wait_ended_by_a_goroutine_error_is_over_in_later_dumps()
+  local old = go.gomaxprocs(2)
+  for _ = 1, 5 do
+    local never = go.chan()
+    go(function() error("boom") end)
+    local ok, err = pcall(function() return never:recv() end)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(err), "boom")
+    -- (no wait here: any wait of main's would set the record afresh)
+    -- main runs Lua code while a goroutine dumps
+    local done, seen = go.atomic(0), go.chan(1)
+    go(function(done, seen)
+      local go = require "goro"
+      for _, e in ipairs(go.dump()) do
+        if e.main then seen:send(e.state) end
+      end
+      done:store(1)
+    end, done, seen)
+    local t0 = os.clock()
+    while done:load() == 0 do
+      assert(os.clock() - t0 < 10, "the dumping goroutine never ran")
+    end
+    local state = seen:tryrecv()
+    go.wait()
+    lu.assertEquals(state, "running")
+  end
+  go.gomaxprocs(old)
+end
+
 os.exit(lu.LuaUnit.run())
