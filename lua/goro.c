@@ -27,6 +27,7 @@
 */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -233,8 +234,17 @@ int luaopen_goro(lua_State *L) {
     int ms = tr ? atoi(tr) : 0;
     if (ms > 0) {
       atomic_store(&tracing, 1);
+      /* SIGINT blocked in it, as in goro's own threads: Ctrl-C must reach
+      ** the main thread, whose handler raises in Lua (core/park.c). Linux
+      ** offers a process's signal to its main thread first; POSIX lets any
+      ** thread that does not block it take it. */
+      sigset_t no, old;
+      sigemptyset(&no);
+      sigaddset(&no, SIGINT);
+      pthread_sigmask(SIG_BLOCK, &no, &old);
       if (pthread_create(&tracer, NULL, trace_main, (void *)(intptr_t)ms) != 0)
         atomic_store(&tracing, 0);
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
   }
   if (main) {
