@@ -82,9 +82,9 @@ void gpaths_refresh(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, RK_PATHS);
   }
-  lua_rawgeti(L, -1, 1);
+  lua_rawgeti(L, -1, 1); /* package path cpath seen seen[1] seen[2] */
   lua_rawgeti(L, -2, 2);
-  bool same = lua_rawequal(L, -4, -2) && lua_rawequal(L, -3, -1);
+  bool same = lua_rawequal(L, -5, -2) && lua_rawequal(L, -4, -1);
   lua_pop(L, 2);
   if (!same) {
     pthread_mutex_lock(&pathlock);
