@@ -127,6 +127,31 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
   int pollstack[SEL_STACK];
   sudog *sgs = stackbuf;
   int *poll = pollstack;
+  int rc = GORO_OK;
+  selop *peer = NULL;
+  selop local, *op;
+  if (nn == 1) { /* one channel (a send, a receive): no sort, no poll order */
+    int i = 0;
+    while (!cases[i].c) i++;
+    if (parkg) sgs = g->sgbuf;
+    sudog *sg = &sgs[0];
+    sg->c = cases[i].c;
+    sg->elem = cases[i].elem;
+    sg->idx = i;
+    sg->dir = cases[i].dir;
+    sg->queued = false;
+    lock_acquire(&sg->c->lock);
+    int r = sg->dir == GORO_SEND ? chan_trysend(sg->c, sg->elem, &peer)
+                                 : chan_tryrecv(sg->c, sg->elem, recvok, &peer);
+    if (r == 0 && deadline != GORO_NOW) goto pass2; /* the lock still held */
+    lock_release(&sg->c->lock);
+    if (r == 0) return GORO_EAGAIN;
+    *index = i;
+    if (r < 0) return GORO_ECLOSED;
+    if (peer) op_wake(peer);
+    count_op();
+    return GORO_OK;
+  }
   if (parkg) sgs = nn <= SEL_INLINE ? g->sgbuf : NULL;
   if (!sgs || nn > SEL_STACK) {
     sgs = malloc(sizeof *sgs * (size_t)(nn ? nn : 1));
@@ -157,9 +182,6 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
     poll[j] = i;
   }
 
-  int rc = GORO_OK;
-  selop *peer = NULL;
-  selop local, *op;
   sellock(sgs, nn);
   /* pass 1: a ready case, in random order */
   for (int pi = 0; pi < nn; pi++) {
@@ -190,6 +212,7 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
     goto out;
   }
   /* pass 2: enqueue on every channel, then wait */
+pass2:
   op = parkg ? &g->op : &local;
   atomic_store_explicit(&op->done, 0, memory_order_relaxed);
   atomic_store_explicit(&op->word, 0, memory_order_relaxed);
