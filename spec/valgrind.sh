@@ -65,7 +65,9 @@ for t in "$@"; do
       --suppressions="$supp" --log-file="$logdir/$name.%p.log" $VALGRIND_OPTS $run 2>&1)
   rc=$?
   secs=$(( $(date +%s) - start ))
+  ts=$(printf '%s\n' "$out" | grep -cE '^ok [0-9]+[[:space:]]+# SKIP')
   tp=$(printf '%s\n' "$out" | grep -c '^ok ')
+  tp=$((tp - ts))
   tf=$(printf '%s\n' "$out" | grep -c '^not ok ')
   failed=""; notes=""; nproc=0
   for log in "$logdir/$name".*.log; do
@@ -88,7 +90,7 @@ for t in "$@"; do
     done
     fail=$((fail + 1))
   else
-    echo "ok $n - valgrind: $name: no memory error, no leak ($secs s, $nproc processes; its tests: $tp ok, $tf not ok)"
+    echo "ok $n - valgrind: $name: no memory error, no leak ($secs s, $nproc processes; its tests: $tp ok, $tf not ok, $ts skipped)"
     pass=$((pass + 1))
   fi
   for log in $notes; do
