@@ -16,6 +16,9 @@
 **      collects the outcome); a thread waits in park.c's ext_wait. Then
 **      selfinish unlinks the sudogs still queued, one channel lock at a
 **      time: the op is claimed, nobody can fire it any more.
+** One non-nil case (every send and receive) skips the sort and the poll
+** order: its one lock is taken, the case tried, and pass 2 entered under
+** that lock if it must wait (Go has chansend/chanrecv for the same reason).
 ** The sudogs of a G's select live in the G (up to SEL_INLINE), so a park
 ** allocates nothing.
 */
