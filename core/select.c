@@ -98,6 +98,22 @@ static uint64_t selrand(void) {
   return fastrand(&tls_rand);
 }
 
+static void sg_init(sudog *sg, const goro_case *cs, int idx) {
+  sg->c = cs->c;
+  sg->elem = cs->elem;
+  sg->idx = idx;
+  sg->dir = cs->dir;
+  sg->queued = false;
+}
+
+/* sg's channel locked: completes its case if it is ready (1), or fails a
+** send on a closed channel (-1); 0: it would block. A peer it took from a
+** wait queue is left in *peer, to be woken after the unlock. */
+static int sg_try(sudog *sg, bool *recvok, selop **peer) {
+  return sg->dir == GORO_SEND ? chan_trysend(sg->c, sg->elem, peer)
+                              : chan_tryrecv(sg->c, sg->elem, recvok, peer);
+}
+
 static int cmp_sudog(const void *a, const void *b) {
   uintptr_t x = (uintptr_t)((const sudog *)a)->c, y = (uintptr_t)((const sudog *)b)->c;
   return x < y ? -1 : x > y;
@@ -138,14 +154,9 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
     while (!cases[i].c) i++;
     if (parkg) sgs = g->sgbuf;
     sudog *sg = &sgs[0];
-    sg->c = cases[i].c;
-    sg->elem = cases[i].elem;
-    sg->idx = i;
-    sg->dir = cases[i].dir;
-    sg->queued = false;
+    sg_init(sg, &cases[i], i);
     lock_acquire(&sg->c->lock);
-    int r = sg->dir == GORO_SEND ? chan_trysend(sg->c, sg->elem, &peer)
-                                 : chan_tryrecv(sg->c, sg->elem, recvok, &peer);
+    int r = sg_try(sg, recvok, &peer);
     if (r == 0 && deadline != GORO_NOW) goto pass2; /* the lock still held */
     lock_release(&sg->c->lock);
     if (r == 0) return GORO_EAGAIN;
@@ -168,15 +179,8 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
     }
   }
   int k = 0;
-  for (int i = 0; i < n; i++) {
-    if (!cases[i].c) continue;
-    sgs[k].c = cases[i].c;
-    sgs[k].elem = cases[i].elem;
-    sgs[k].idx = i;
-    sgs[k].dir = cases[i].dir;
-    sgs[k].queued = false;
-    k++;
-  }
+  for (int i = 0; i < n; i++)
+    if (cases[i].c) sg_init(&sgs[k++], &cases[i], i);
   if (nn > 1) qsort(sgs, (size_t)nn, sizeof *sgs, cmp_sudog);
   poll[0] = 0;
   for (int i = 1; i < nn; i++) { /* Fisher-Yates (one case: no draw) */
@@ -189,17 +193,12 @@ static int selectgo(goro_case *cases, int n, int64_t deadline, int *index,
   /* pass 1: a ready case, in random order */
   for (int pi = 0; pi < nn; pi++) {
     sudog *sg = &sgs[poll[pi]];
-    int r;
-    if (sg->dir == GORO_SEND) {
-      r = chan_trysend(sg->c, sg->elem, &peer);
-      if (r < 0) {
-        selunlock(sgs, nn);
-        *index = sg->idx;
-        rc = GORO_ECLOSED;
-        goto out;
-      }
-    } else {
-      r = chan_tryrecv(sg->c, sg->elem, recvok, &peer);
+    int r = sg_try(sg, recvok, &peer);
+    if (r < 0) {
+      selunlock(sgs, nn);
+      *index = sg->idx;
+      rc = GORO_ECLOSED;
+      goto out;
     }
     if (r > 0) {
       selunlock(sgs, nn);
