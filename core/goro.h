@@ -94,10 +94,15 @@ int goro_start(int nprocs, goro_reap_fn reap);
 /* Stops every M, waits up to timeout_ns for running steps to return, frees
 ** the runtime. Gs still alive are handed to the reap callback. sysmon
 ** preempts running steps meanwhile; one still running on its P at the
-** timeout gets 4 * timeout_ns more. If a step is still running then (stuck
-** in C), the memory is left to the process exit and GORO_ETIMEDOUT is
-** returned. Call from an outside thread. */
+** timeout gets 4 * timeout_ns more (40 * under valgrind, which delivers the
+** preemption signal late). If a step is still running then (stuck in C),
+** the memory is left to the process exit and GORO_ETIMEDOUT is returned.
+** Call from an outside thread. */
 int goro_stop(int64_t timeout_ns);
+
+/* Whether the process runs under valgrind (spec/valgrind.sh sets
+** GORO_VALGRIND; else valgrind's preload library is in LD_PRELOAD). */
+bool goro_under_valgrind(void);
 
 bool goro_running(void);
 

@@ -164,6 +164,11 @@ static bool step_running(void) {
   return false;
 }
 
+bool goro_under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return getenv("GORO_VALGRIND") != NULL || (pre && strstr(pre, "vgpreload"));
+}
+
 int goro_stop(int64_t timeout_ns) {
   if (!goro_running()) return GORO_OK;
   if (goro_self()) return GORO_EINVAL;
@@ -190,11 +195,12 @@ int goro_stop(int64_t timeout_ns) {
     if (all) break;
     if (goro_now() > deadline) {
       /* a step still running on a P (a Lua loop sysmon preempts, late on a
-      ** loaded machine) gets four times as long again; one blocked in a
-      ** call (its P in a syscall, or handed off) does not */
+      ** loaded machine, later under valgrind) gets four times as long
+      ** again (forty); one blocked in a call (its P in a syscall, or handed
+      ** off) does not */
       if (!extended && step_running()) {
         extended = true;
-        deadline += 4 * timeout_ns;
+        deadline += (goro_under_valgrind() ? 40 : 4) * timeout_ns;
         continue;
       }
       stuck = true;

@@ -143,8 +143,6 @@ static FILE *tspool;       /* tlock: raw records until stop */
 static int64_t tstart;     /* ns at start (tlock; read by writers under it) */
 static bool tseen[GORO_MAXPROCS + 1]; /* tlock: P tracks used */
 static int tmseen[64], ntmseen;         /* tlock: M tracks used (first 64) */
-/* initial-exec: no __tls_get_addr call on the hot path when the core is
-** linked into a shared module (a few bytes of the static TLS surplus) */
 static _Thread_local tbuf *mybuf;
 static pthread_key_t tkey;
 static pthread_once_t tonce = PTHREAD_ONCE_INIT;

@@ -14,9 +14,10 @@
 ** curid (seq_cst both): one of them sees the other, so a step in a busy
 ** loop is never missed.
 ** The set is usually empty: a step then pays one seq_cst store and one
-** load at its start, and a relaxed store at its end (cancel_stopped). An id stays marked until its goroutine ends (cancel_take) or
-** nothing is alive (cancel_clear): go.cancel of a goroutine that already
-** ended leaves a mark until then, costing a locked look-up per step.
+** load at its start, and a relaxed store at its end (cancel_stopped). An
+** id stays marked until its goroutine ends (cancel_take) or nothing is
+** alive (cancel_clear): go.cancel of a goroutine that already ended leaves
+** a mark until then, costing a locked look-up per step.
 */
 #include <pthread.h>
 #include <signal.h>

@@ -31,9 +31,9 @@
 ** closed.
 **
 ** Plain malloc for everything instead: in sanitizer builds (they must see
-** every allocation), under valgrind (spec/valgrind.sh sets GORO_VALGRIND;
-** also detected by its preload), when GORO_ALLOC=malloc, and if the
-** reservation fails. GORO_ALLOC=arena forces the arena (callgrind counts).
+** every allocation), under valgrind (goro_under_valgrind), when
+** GORO_ALLOC=malloc, and if the reservation fails. GORO_ALLOC=arena forces
+** the arena (callgrind counts).
 */
 #include <malloc.h>
 #include <pthread.h>
@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "galloc.h"
+#include "goro.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GALLOC_SANITIZER 1
@@ -135,14 +136,11 @@ static void tcache_flush(void *p) {
 
 void galloc_init(void) {
   const char *a = getenv("GORO_ALLOC");
-  const char *pre = getenv("LD_PRELOAD");
 #if !defined(GALLOC_SANITIZER)
   if (a && strcmp(a, "arena") == 0) use_arena = true; /* even under valgrind (callgrind) */
-  else use_arena = !(a && strcmp(a, "malloc") == 0) && !getenv("GORO_VALGRIND") &&
-                   !(pre && strstr(pre, "vgpreload"));
+  else use_arena = !(a && strcmp(a, "malloc") == 0) && !goro_under_valgrind();
 #else
   (void)a;
-  (void)pre;
 #endif
   if (!use_arena) return;
   for (int c = 0; c < NCLASS; c++) pthread_mutex_init(&depots[c].lock, NULL);

@@ -100,10 +100,7 @@ static void shutdown_runtime(void) {
 static void shutdown_runtime_now(void) {
   if (atomic_exchange(&tracing, 0)) pthread_join(tracer, NULL);
   if (!goro_running()) return;
-  /* running steps get 200 ms to return (goro_stop gives a busy one 4x as
-  ** long again); under valgrind (GORO_VALGRIND, set by spec/valgrind.sh),
-  ** which delivers the preemption signal late, 10x as long */
-  int rc = goro_stop(getenv("GORO_VALGRIND") ? 2000000000 : 200000000);
+  int rc = goro_stop(200000000); /* running steps get 200 ms to return */
   if (rc == GORO_OK) {
     gstate_fini_preemption();
     gpool_drain(); /* the states this thread pooled while it ran goroutines */
@@ -136,7 +133,7 @@ static int runtime_gc(lua_State *L) {
     return 0;
   }
   int unhandled = errq_drain();
-  gstate_set_paths(NULL, NULL);
+  gpaths_set(NULL, NULL);
   if (unhandled > 0) {
     fflush(stdout);
     fprintf(stderr, "goro: exiting with status 1: %d goroutine error%s never handled\n",
@@ -262,7 +259,7 @@ int luaopen_goro(lua_State *L) {
       lua_pop(L, 1);
       lua_getfield(L, -1, "path");
       lua_getfield(L, -2, "cpath");
-      gstate_set_paths(lua_tostring(L, -2), lua_tostring(L, -1));
+      gpaths_set(lua_tostring(L, -2), lua_tostring(L, -1));
       lua_pop(L, 2);
     }
     lua_pop(L, 1);

@@ -23,16 +23,16 @@ static pthread_mutex_t pathlock = PTHREAD_MUTEX_INITIALIZER;
 static char *main_path, *main_cpath; /* pathlock */
 static _Atomic unsigned pathgen; /* bumped when main's paths change */
 
-static void gstate_set_paths_locked(const char *path, const char *cpath) {
+static void set_paths_locked(const char *path, const char *cpath) {
   free(main_path);
   free(main_cpath);
   main_path = path ? strdup(path) : NULL;
   main_cpath = cpath ? strdup(cpath) : NULL;
 }
 
-void gstate_set_paths(const char *path, const char *cpath) {
+void gpaths_set(const char *path, const char *cpath) {
   pthread_mutex_lock(&pathlock);
-  gstate_set_paths_locked(path, cpath);
+  set_paths_locked(path, cpath);
   pthread_mutex_unlock(&pathlock);
 }
 
@@ -88,7 +88,7 @@ void gpaths_refresh(lua_State *L) {
   lua_pop(L, 2);
   if (!same) {
     pthread_mutex_lock(&pathlock);
-    gstate_set_paths_locked(lua_tostring(L, -3), lua_tostring(L, -2));
+    set_paths_locked(lua_tostring(L, -3), lua_tostring(L, -2));
     pthread_mutex_unlock(&pathlock);
     atomic_fetch_add_explicit(&pathgen, 1, memory_order_release);
     lua_pushvalue(L, -3);

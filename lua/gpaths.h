@@ -9,7 +9,7 @@
 
 /* The paths goroutine states take (NULL: Lua's defaults); goro.c sets
 ** them when the runtime starts and clears them when it stops. */
-void gstate_set_paths(const char *path, const char *cpath);
+void gpaths_set(const char *path, const char *cpath);
 /* Sets path and cpath of the package table on top of L's stack to the main
 ** state's (those it has). */
 void gpaths_push_main(lua_State *L);
